@@ -1,0 +1,53 @@
+"""Create/refresh the project's virtual environment on a CPU machine.
+
+Installs, in order: the CPU build of torch 2.13.0 (it lies on this machine kind's disk; an
+unpinned torch would pull a multi-GB CUDA build), every run-time dependency listed in
+pyproject.toml except aihwkit, aihwkit itself *without* its build-only requirements
+(cmake, scikit-build, pybind11, mypy, torchvision), then analogmed in editable mode.
+
+Usage: python3 scripts/bootstrap.py VENV_DIR
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+ROOT = Path(__file__).resolve().parent.parent
+TORCH = "torch==2.13.0"
+AIHWKIT = "aihwkit==1.1.0"  # cp311 wheel; 1.2.x ships wheels for cp312+ only
+
+
+def run(*args: str) -> None:
+    print("+", " ".join(args), flush=True)
+    subprocess.run(args, check=True)
+
+
+def main() -> None:
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / ".venv")
+    if not (target / "bin" / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(target)
+    py = str(target / "bin" / "python")
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = [d for d in meta["dependencies"] if not d.startswith(("torch", "aihwkit"))]
+    extras = meta["optional-dependencies"]["dask"] + meta["optional-dependencies"]["dev"]
+    run(*pip, TORCH)
+    # torch is pinned through a constraint so no dependency can swap it for a CUDA build.
+    cons = target / "torch-constraint.txt"
+    cons.write_text(TORCH + "\n")
+    run(*pip, "-c", str(cons), *deps, *extras)
+    run(*pip, "--no-deps", "--only-binary=:all:", AIHWKIT)
+    run(*pip, "--no-deps", "-e", str(ROOT))
+    run(py, "-c", "import torch, aihwkit, monai, analogmed; print('torch', torch.__version__, "
+        "'aihwkit', aihwkit.__version__, 'monai', monai.__version__)")
+
+
+if __name__ == "__main__":
+    main()
