@@ -66,7 +66,7 @@ def op_family(op: Op) -> str:
         return "conv"
     if op.kind.startswith("up:") and b not in ("Identity", "A"):
         return "convT"
-    if b == "A" or op.kind == "head":
+    if b == "A" or op.kind in ("head", "fuse"):
         return "linear" if b == "A" else "conv"
     return "memory"
 

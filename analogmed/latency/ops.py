@@ -2,7 +2,7 @@
 
 An op is everything a candidate runs between two tensors of the U-Net: an encoder block
 (``block:C``), its up-sampling counterpart (``up:C``), down-sampling (``pool``), the skip merge
-(``concat``), the output head (``head``). Its :attr:`Op.key` is the row key of a LUT, e.g.
+(``concat``) and the 1x1 convolution after it (``fuse``), the output head (``head``). Its :attr:`Op.key` is the row key of a LUT, e.g.
 ``block:C|2d|16>32|64x64`` (input spatial shape, batch 1).
 
 :func:`op_module` builds the torch module an op runs (with example inputs) so the LUT builder can
@@ -113,11 +113,13 @@ def reference_block(letter: str, spatial_dims: int, in_channels: int, out_channe
 
 
 def reference_up(letter: str, spatial_dims: int, in_channels: int, out_channels: int) -> nn.Module:
-    """Up-sampling counterpart: ConvTranspose k2 s2 (conv blocks), Linear (A), identity."""
+    """Up-sampling counterpart: ConvTranspose k2 s2 (conv blocks); Linear then nearest x2 (A);
+    nearest x2 (Identity)."""
+    up = nn.Upsample(scale_factor=2, mode="nearest")
     if letter == "Identity":
-        return nn.Identity()
+        return up
     if letter == "A":
-        return _ChannelLinear(in_channels, out_channels)
+        return nn.Sequential(_ChannelLinear(in_channels, out_channels), up)
     ct = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[spatial_dims]
     return ct(in_channels, out_channels, kernel_size=2, stride=2)
 
@@ -149,7 +151,7 @@ def reference_module(op: Op) -> nn.Module:
         return {2: nn.MaxPool2d, 3: nn.MaxPool3d}[d](2)
     if op.kind == "concat":
         return _Cat()
-    if op.kind == "head":
+    if op.kind in ("head", "fuse"):
         return _conv(d)(op.in_channels, op.out_channels, kernel_size=1)
     raise KeyError(op.kind)
 

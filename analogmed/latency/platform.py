@@ -115,6 +115,12 @@ def lut_path(platform: Platform | str, folder: Path | None = None) -> Path:
     return (folder or platforms_dir()) / f"{name}.csv"
 
 
+def platform_lut_path(name_or_path: str | os.PathLike) -> Path:
+    """The LUT of a platform given by name (``digital/<name>.csv``) or TOML path (the CSV beside it)."""
+    path = platform_path(name_or_path)
+    return path.with_suffix(".csv")
+
+
 def save_platform(plat: Platform, path: str | os.PathLike) -> Path:
     """Write ``plat`` as TOML (atomically)."""
     data = plat.model_dump()

@@ -1,0 +1,204 @@
+"""``analogmed lut build|model|show|check`` and ``analogmed cost``: digital latency tables and costs."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from analogmed.errors import UserError
+
+lut_app = typer.Typer(help="Digital latency lookup tables (LUTs) in digital/.", no_args_is_help=True)
+
+HOST_NAMES = ("host", "this-machine")
+
+
+def _size(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    if not text:
+        return None
+    try:
+        size = tuple(int(s) for s in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--input-size {text!r} is not like 64x64 or 32x32x32") from None
+    if len(size) not in (2, 3) or min(size) < 2:
+        raise UserError(f"--input-size {text!r}: give 2 or 3 sizes >= 2, e.g. 64x64")
+    return size
+
+
+def _ints(text: Optional[str], what: str) -> Optional[tuple[int, ...]]:
+    if not text:
+        return None
+    try:
+        vals = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not a comma-separated list of integers, e.g. 8,16,32") from None
+    if min(vals) < 1:
+        raise UserError(f"{what} {text!r}: values must be >= 1")
+    return vals
+
+
+@lut_app.command("build")
+def build(
+    platform: str = typer.Option("this-machine", help="platform name; 'host'/'this-machine' profiles this machine"),
+    spatial_dims: str = typer.Option("2,3", help="spatial dims to cover: 2, 3 or 2,3"),
+    input_size: Optional[str] = typer.Option(None, help="input size (one spatial dims only), e.g. 64x64"),
+    widths: Optional[str] = typer.Option(None, help="widths of the grid, e.g. 8,16,32,64"),
+    levels: Optional[int] = typer.Option(None, help="U-Net levels of the grid"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: the platform's)"),
+    repeats: int = typer.Option(9, help="timed repeats per op (median)"),
+    warmup: int = typer.Option(3, help="untimed warm-up forwards per op"),
+    power_w: Optional[float] = typer.Option(None, help="typical power of this machine, W"),
+    out: Optional[Path] = typer.Option(None, help="folder for <platform>.csv/.toml (default digital/)"),
+) -> None:
+    """Time every op of the search-space grid on THIS machine and write <platform>.csv (source=measured)."""
+    import pandas as pd
+
+    from analogmed.latency.lut import measure_ops, write_lut
+    from analogmed.latency.platform import (list_platforms, load_platform, platforms_dir, profile_host,
+                                            save_platform)
+    from analogmed.latency.reference import op_grid
+
+    dims = _ints(spatial_dims, "--spatial-dims")
+    if any(d not in (2, 3) for d in dims):
+        raise UserError(f"--spatial-dims {spatial_dims!r}: use 2, 3 or 2,3")
+    size = _size(input_size)
+    if size and (len(dims) != 1 or len(size) != dims[0]):
+        raise UserError("--input-size needs exactly one --spatial-dims of the same dimensionality")
+    w = _ints(widths, "--widths")
+    folder = out or platforms_dir()
+    name = "this-machine" if platform in HOST_NAMES else platform
+    if name == "this-machine" or name not in list_platforms():
+        plat = profile_host(name=name, threads=threads or 1, typical_power_w=power_w)
+    else:  # running on the named device itself (e.g. on a Raspberry Pi): keep its spec
+        plat = load_platform(name)
+        if threads:
+            plat = plat.model_copy(update={"threads": threads})
+    ops = [op for d in dims for op in op_grid(d, size, w, levels)]
+    typer.echo(f"timing {len(ops)} ops on {plat.cpu_model} with {plat.threads} thread(s)...")
+    t0 = time.perf_counter()
+    df = measure_ops(ops, plat, warmup=warmup, repeats=repeats)
+    elapsed = time.perf_counter() - t0
+    csv = write_lut(df, folder / f"{name}.csv")
+    if name == "this-machine" or name not in list_platforms() or out:
+        plat = plat.model_copy(update={"description": plat.description + f"; LUT: {len(df)} ops in {elapsed:.0f} s"})
+        save_platform(plat, folder / f"{name}.toml")
+    typer.echo(f"wrote {csv} ({len(df)} rows, source=measured) in {elapsed:.0f} s")
+    del pd
+
+
+@lut_app.command("model")
+def model(
+    platform: str = typer.Option(..., help="target platform (spec in digital/), e.g. raspberry-pi3"),
+    fit_on: str = typer.Option("this-machine", help="measured LUT whose ops and fitted efficiencies to use"),
+    default_params: bool = typer.Option(False, help="use the a-priori parameters instead of fitting"),
+    out: Optional[Path] = typer.Option(None, help="folder for <platform>.csv (default digital/)"),
+) -> None:
+    """Write <platform>.csv from the analytical model (every row source=model)."""
+    from analogmed.latency.lut import read_lut, write_lut
+    from analogmed.latency.model import DEFAULT_PARAMS, fit_params, model_lut
+    from analogmed.latency.platform import load_platform, platform_lut_path, platforms_dir
+
+    target = load_platform(platform)
+    base_plat = load_platform(fit_on)
+    measured = read_lut(platform_lut_path(fit_on))
+    measured = measured[measured["source"] == "measured"]
+    if measured.empty:
+        raise UserError(f"{platform_lut_path(fit_on)} has no measured rows; run `analogmed lut build` first")
+    params = DEFAULT_PARAMS if default_params else fit_params(measured, base_plat, name=f"{fit_on} measured LUT")
+    df = model_lut(measured, target, params)
+    csv = write_lut(df, (out or platforms_dir()) / f"{target.name}.csv")
+    typer.echo(f"params: {params}")
+    typer.echo(f"wrote {csv} ({len(df)} rows, source=model, peak {target.peak_gflops:.1f} GFLOP/s, "
+               f"{target.bandwidth_gbs} GB/s)")
+
+
+@lut_app.command("show")
+def show(platform: str = typer.Option("this-machine", help="platform name or TOML path")) -> None:
+    """Print a platform's spec and a summary of its LUT."""
+    from analogmed.latency.lut import read_lut
+    from analogmed.latency.platform import load_platform, platform_lut_path
+
+    plat = load_platform(platform)
+    typer.echo(f"{plat.name}: {plat.description}")
+    typer.echo(f"  cpu {plat.cpu_model}, {plat.cores} cores, {plat.threads} threads, {plat.clock_ghz} GHz, "
+               f"{plat.simd} ({plat.fp32_flops_per_cycle:g} FLOP/cycle/core) -> peak {plat.peak_gflops:.1f} GFLOP/s")
+    typer.echo(f"  memory {plat.memory_gb} GB {plat.memory_type}, {plat.bandwidth_gbs} GB/s; "
+               f"power {plat.typical_power_w} W")
+    for k, v in plat.sources.items():
+        typer.echo(f"  source[{k}]: {v}")
+    path = platform_lut_path(platform)
+    if not path.is_file():
+        typer.echo(f"  LUT: none ({path}); build it with `analogmed lut build --platform {plat.name}`")
+        return
+    df = read_lut(path)
+    typer.echo(f"  LUT {path}: {len(df)} ops, source={','.join(sorted(set(df['source'])))}, "
+               f"torch {df['torch_version'].iloc[0]}, threads {df['threads'].iloc[0]}, date {df['date'].iloc[0]}")
+    df = df.assign(family=df["kind"].str.split(":").str[0])
+    summ = df.groupby(["spatial_dims", "family"])["latency_ms"].agg(["count", "median", "min", "max"])
+    typer.echo(summ.round(4).to_string())
+
+
+@lut_app.command("check")
+def check(
+    platform: str = typer.Option("this-machine", help="the measured platform (this machine)"),
+    candidates: int = typer.Option(50, help="random candidates timed end to end"),
+    seed: int = typer.Option(0, help="seed of the candidate draw"),
+    spatial_dims: int = typer.Option(2, help="spatial dims of the candidates"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON"),
+) -> None:
+    """Validate the measured LUT (candidates end to end) and the analytical model (this machine)."""
+    from analogmed.io import write_text_atomic
+    from analogmed.latency.lut import LatencyTable
+    from analogmed.latency.platform import load_platform, platform_lut_path
+    from analogmed.latency.reference import random_candidates
+    from analogmed.latency.validate import candidate_check, model_check, summary
+
+    plat = load_platform(platform)
+    table = LatencyTable.load(platform_lut_path(platform))
+    measured = table.df[table.df["source"] == "measured"]
+    if measured.empty:
+        raise UserError(f"the {plat.name} LUT has no measured rows; run `analogmed lut build` first")
+    cands = random_candidates(candidates, seed=seed, spatial_dims=spatial_dims)
+    t0 = time.perf_counter()
+    cc = candidate_check(cands, table, threads=int(measured["threads"].iloc[0]))
+    s = summary(cc["lut_ms"], cc["measured_ms"])
+    typer.echo(cc.round(3).to_string(index=False))
+    typer.echo(f"LUT sum vs measured end to end, {s['n']} candidates (seed {seed}): MAPE {s['mape_pct']} %, "
+               f"Kendall tau {s['tau']}  [{time.perf_counter() - t0:.0f} s]")
+    mc = model_check(measured, plat, [c.ops for c in cands])
+    for k in ("default", "crossval"):
+        r = mc[k]
+        typer.echo(f"model ({k} params) vs measured: ops MAPE {r['ops']['mape_pct']} % tau {r['ops']['tau']} "
+                   f"(n={r['ops']['n']}); candidates MAPE {r['candidates']['mape_pct']} % "
+                   f"tau {r['candidates']['tau']}")
+    typer.echo(f"fitted params (used for the Pi 3 / laptop tables): {mc['fitted_params']}")
+    if json_out:
+        res = {"platform": plat.name, "seed": seed, "candidates": cc.to_dict(orient="records"),
+               "candidate_check": s, "model_default": mc["default"], "model_crossval": mc["crossval"],
+               "fitted_params": {k: (float(v) if not isinstance(v, str) else v)
+                                 for k, v in vars(mc["fitted_params"]).items()}}
+        write_text_atomic(json_out, json.dumps(res, indent=1))
+        typer.echo(f"wrote {json_out}")
+
+
+def cost(
+    arch: Path = typer.Option(..., "--arch", help="candidate JSON (Architecture or reference)"),
+    input_size: Optional[str] = typer.Option(None, help="input spatial size, e.g. 64x64"),
+    preset: Optional[str] = typer.Option(None, help="analog preset whose tile size to use (default 256x256)"),
+    platforms: str = typer.Option("raspberry-pi3,laptop-ryzen7-6800h,this-machine", help="digital platforms"),
+) -> None:
+    """Latency (ms), energy (mJ), tiles and MVMs of one candidate: analog vs Pi 3 vs laptop vs this machine."""
+    from analogmed.latency.report import cost_table, load_candidate
+
+    cand = load_candidate(arch, _size(input_size))
+    df, extras = cost_table(cand, tuple(p for p in platforms.split(",") if p), preset)
+    typer.echo(f"{cand.name}: input {cand.input_shape}, {extras['ops']} ops, {extras['layers']} analog layers, "
+               f"tile {extras['tile']}, utilization {extras['utilization']:.1%}, chips {extras['chips']}")
+    typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lut_app, name="lut")
+    app.command("cost")(cost)
