@@ -75,7 +75,10 @@ def build(
         plat = load_platform(name)
         if threads:
             plat = plat.model_copy(update={"threads": threads})
-    ops = [op for d in dims for op in op_grid(d, size, w, levels)]
+    from analogmed.latency.reference import DEFAULT_GRID
+
+    ops = [op for d in dims for sz in ([size] if size else DEFAULT_GRID[d]["input_sizes"])
+           for op in op_grid(d, sz, w, levels)]
     typer.echo(f"timing {len(ops)} ops on {plat.cpu_model} with {plat.threads} thread(s)...")
     t0 = time.perf_counter()
     df = measure_ops(ops, plat, warmup=warmup, repeats=repeats)
@@ -153,7 +156,7 @@ def check(
     from analogmed.latency.lut import LatencyTable
     from analogmed.latency.platform import load_platform, platform_lut_path
     from analogmed.latency.reference import random_candidates
-    from analogmed.latency.validate import candidate_check, model_check, summary
+    from analogmed.latency.validate import calibrated_check, candidate_check, model_check, summary
 
     plat = load_platform(platform)
     table = LatencyTable.load(platform_lut_path(platform))
@@ -167,6 +170,10 @@ def check(
     typer.echo(cc.round(3).to_string(index=False))
     typer.echo(f"LUT sum vs measured end to end, {s['n']} candidates (seed {seed}): MAPE {s['mape_pct']} %, "
                f"Kendall tau {s['tau']}  [{time.perf_counter() - t0:.0f} s]")
+    cal = calibrated_check(cc, seed=seed)
+    typer.echo(f"with a correction fitted on {cal['train_n']} of them (measured ~ {cal['a']} x LUT + "
+               f"{cal['b_ms_per_op']} ms x ops), held-out {cal['heldout']['n']}: MAPE {cal['heldout']['mape_pct']} %, "
+               f"tau {cal['heldout']['tau']}")
     mc = model_check(measured, plat, [c.ops for c in cands])
     for k in ("default", "crossval"):
         r = mc[k]
@@ -176,7 +183,7 @@ def check(
     typer.echo(f"fitted params (used for the Pi 3 / laptop tables): {mc['fitted_params']}")
     if json_out:
         res = {"platform": plat.name, "seed": seed, "candidates": cc.to_dict(orient="records"),
-               "candidate_check": s, "model_default": mc["default"], "model_crossval": mc["crossval"],
+               "candidate_check": s, "calibrated": cal, "model_default": mc["default"], "model_crossval": mc["crossval"],
                "fitted_params": {k: (float(v) if not isinstance(v, str) else v)
                                  for k, v in vars(mc["fitted_params"]).items()}}
         write_text_atomic(json_out, json.dumps(res, indent=1))

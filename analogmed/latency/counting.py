@@ -19,7 +19,7 @@ BYTES_PER_ELEMENT = 4  # fp32
 @dataclass(frozen=True)
 class Counts:
     """Work of one forward: ``flops`` (FLOP), ``bytes`` (B), ``weights`` (parameters) and
-    ``kernels`` (leaf modules run, >= 1: each costs a framework dispatch)."""
+    ``kernels`` (leaf modules run, each costs a framework dispatch; identities are free)."""
 
     flops: float
     bytes: float
@@ -96,8 +96,10 @@ def count_module(module: nn.Module, *inputs: torch.Tensor) -> Counts:
         for h in handles:
             h.remove()
         module.train(was_training)
-    if not leaves or (flops == 0 and nbytes == 0):
+    if not leaves:
         # a module whose work is done by functional ops (cat, pooling calls): count its I/O
         nbytes = BYTES_PER_ELEMENT * (sum(_numel(x) for x in inputs) + _numel(out))
     weights = sum(p.numel() for p in module.parameters())
-    return Counts(flops=flops, bytes=nbytes, weights=weights, kernels=max(kernels, 1))
+    # a module with no leaves does its work in functional calls (torch.cat ...): one kernel;
+    # a module made only of nn.Identity runs none
+    return Counts(flops=flops, bytes=nbytes, weights=weights, kernels=kernels if leaves else 1)

@@ -51,7 +51,7 @@ def count_op(op: Op):
 
 
 def measure_ops(ops: Iterable[Op], platform: Platform, warmup: int = 3, repeats: int = 9,
-                min_time_s: float = 0.05, progress: bool = True) -> pd.DataFrame:
+                min_time_s: float = 0.1, progress: bool = True) -> pd.DataFrame:
     """Time every op with torch on this machine (``platform.threads`` threads): the measured LUT.
 
     Each op: ``warmup`` untimed forwards, then >= ``repeats`` timed forwards (more, up to 10x, until

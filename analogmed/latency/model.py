@@ -2,13 +2,14 @@
 
 Per op (a roofline with a dispatch overhead)::
 
-    latency_s = kernels x overhead_cycles / clock
+    latency_s = (CALL_CYCLES + kernels x overhead_cycles) / clock
               + max( flops / (peak_flops x eff[family]),  bytes / (bandwidth x eff_mem) )
 
 ``peak_flops`` = threads x clock x fp32 FLOP/cycle and ``bandwidth`` come from the platform TOML;
 ``flops``, ``bytes``, ``kernels`` from :mod:`analogmed.latency.counting`. ``family`` is ``conv``
-(encoder conv blocks), ``convT`` (up-sampling), ``linear`` (block A) or ``memory`` (pool, concat,
-identity, ...). The five free numbers (four efficiencies, ``overhead_cycles``) are either the
+(2-D conv blocks, 1x1 fuse/head), ``conv3d``, ``convT`` (up-sampling), ``linear`` (block A),
+``pool`` (max-pooling) or ``memory`` (concat, identity, nearest up-sampling: bandwidth only).
+The seven free numbers (six efficiencies, ``overhead_cycles``) are either the
 :data:`DEFAULT_PARAMS` (a priori guesses, never fitted) or fitted to a measured LUT with
 :func:`fit_params` (least squares on log latency) and then carried to another platform's spec.
 
@@ -28,7 +29,9 @@ from analogmed.latency.lut import COLUMNS, count_op, op_row
 from analogmed.latency.ops import Op
 from analogmed.latency.platform import Platform
 
-FAMILIES = ("conv", "convT", "linear", "memory")
+#: Cycles of one Python module call (an nn.Identity op costs ~1 us at 2.6 GHz on this machine).
+CALL_CYCLES = 2_000.0
+FAMILIES = ("conv", "conv3d", "convT", "linear", "pool", "memory")
 
 
 @dataclass(frozen=True)
@@ -36,22 +39,24 @@ class ModelParams:
     """Free numbers of the model: achieved fraction of peak per family, DRAM efficiency, overhead.
 
     Attributes:
-        eff_conv, eff_convT, eff_linear: achieved fraction of fp32 peak (0..1].
+        eff_conv, eff_conv3d, eff_convT, eff_linear, eff_pool: achieved fraction of fp32 peak
+            (0..1]; pooling counts one FLOP per compared element.
         eff_mem: achieved fraction of DRAM bandwidth (0..1].
         overhead_cycles: CPU cycles of framework dispatch per kernel (leaf module).
         fitted_on: where the numbers come from (``default`` or the LUT they were fitted to).
     """
 
     eff_conv: float = 0.3
+    eff_conv3d: float = 0.3
     eff_convT: float = 0.2
     eff_linear: float = 0.2
+    eff_pool: float = 0.05
     eff_memory: float = 0.5
     overhead_cycles: float = 20_000.0
     fitted_on: str = "default"
 
     def eff(self, family: str) -> float:
-        return {"conv": self.eff_conv, "convT": self.eff_convT, "linear": self.eff_linear,
-                "memory": self.eff_memory}[family]
+        return getattr(self, f"eff_{family}")
 
 
 #: A priori parameters (no fitting): typical fractions of peak for small fp32 convolutions on a CPU
@@ -60,14 +65,18 @@ DEFAULT_PARAMS = ModelParams()
 
 
 def op_family(op: Op) -> str:
-    """``conv`` / ``convT`` / ``linear`` / ``memory`` (see the module docstring)."""
+    """``conv`` / ``conv3d`` / ``convT`` / ``linear`` / ``pool`` / ``memory`` (module docstring)."""
     b = op.block
     if op.kind.startswith("block:") and b not in ("Identity", "A"):
-        return "conv"
+        return "conv3d" if op.spatial_dims == 3 else "conv"
     if op.kind.startswith("up:") and b not in ("Identity", "A"):
         return "convT"
-    if b == "A" or op.kind in ("head", "fuse"):
-        return "linear" if b == "A" else "conv"
+    if b == "A":
+        return "linear"
+    if op.kind in ("head", "fuse"):
+        return "conv"
+    if op.kind == "pool":
+        return "pool"
     return "memory"
 
 
@@ -78,7 +87,7 @@ def predict_ms(flops: np.ndarray, nbytes: np.ndarray, kernels: np.ndarray, famil
     compute_s = np.where(np.array(families) == "memory", 0.0,
                          np.asarray(flops, float) / (platform.peak_gflops * 1e9 * eff))
     memory_s = np.asarray(nbytes, float) / (platform.bandwidth_gbs * 1e9 * params.eff_memory)
-    overhead_s = np.asarray(kernels, float) * params.overhead_cycles / (platform.clock_ghz * 1e9)
+    overhead_s = (CALL_CYCLES + np.asarray(kernels, float) * params.overhead_cycles) / (platform.clock_ghz * 1e9)
     return 1e3 * (overhead_s + np.maximum(compute_s, memory_s))
 
 
@@ -124,7 +133,7 @@ def model_lut(ops: list[Op] | pd.DataFrame, platform: Platform, params: ModelPar
 
 
 def fit_params(measured: pd.DataFrame, platform: Platform, name: str = "measured LUT") -> ModelParams:
-    """Fit the five free numbers to a measured LUT of ``platform`` (least squares, log latency).
+    """Fit the seven free numbers to a measured LUT of ``platform`` (least squares, log latency).
 
     Efficiencies are bounded to [1e-3, 1], overhead to [0, 1e7] cycles. A family with no ops keeps
     its default.
@@ -137,16 +146,19 @@ def fit_params(measured: pd.DataFrame, platform: Platform, name: str = "measured
     present = set(fams)
     d = DEFAULT_PARAMS
 
+    n = len(FAMILIES)
+
     def unpack(z):
-        e = np.exp(np.clip(z[:4], np.log(1e-3), 0.0))
-        return ModelParams(*e, float(np.exp(np.clip(z[4], 0, np.log(1e7)))), fitted_on=name)
+        e = np.exp(np.clip(z[:n], np.log(1e-3), 0.0))
+        return ModelParams(**{f"eff_{fam}": float(v) for fam, v in zip(FAMILIES, e)},
+                           overhead_cycles=float(np.exp(np.clip(z[n], 0, np.log(1e7)))), fitted_on=name)
 
     def loss(z):
         p = unpack(z)
         return float(np.mean((np.log(predict_ms(f, b, k, fams, platform, p)) - y) ** 2))
 
-    z0 = np.log([d.eff_conv, d.eff_convT, d.eff_linear, d.eff_memory, d.overhead_cycles])
-    res = minimize(loss, z0, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-8})
+    z0 = np.log([d.eff(fam) for fam in FAMILIES] + [d.overhead_cycles])
+    res = minimize(loss, z0, method="Nelder-Mead", options={"maxiter": 8000, "xatol": 1e-4, "fatol": 1e-9})
     p = unpack(res.x)
     # families without data keep their defaults
     kw = asdict(p)

@@ -132,7 +132,7 @@ class _ChannelLinear(nn.Module):
         self.linear = nn.Linear(cin, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.movedim(1, -1)).movedim(-1, 1)
+        return self.linear(x.movedim(1, -1)).movedim(-1, 1).contiguous()
 
 
 class _Cat(nn.Module):
@@ -171,7 +171,7 @@ def op_module(op: Op) -> tuple[nn.Module, list[torch.Tensor]]:
             module = reference_module(op)
         except KeyError:
             raise UserError(f"op {op.key!r} has no module definition; check the op kind "
-                            f"(block:<letter>, up:<letter>, pool, concat, head)") from None
+                            f"(block:<letter>, up:<letter>, pool, concat, fuse, head)") from None
     g = torch.Generator().manual_seed(0)
     inputs = [torch.randn(s, generator=g) for s in op.input_shapes()]
     return module.eval(), inputs

@@ -4,8 +4,9 @@
 runs at ``S / 2**l``; every block letter the spatial dims allow, at every level, for every
 (in, out) width pair the space allows (in = the previous level's width, or the task's input
 channels at level 0), plus its up-sampling counterpart (out -> in at the level below's
-resolution), max-pooling, skip concatenation, the 1x1 fuse after it and the 1x1 head. Defaults: 2-D input 64x64,
-widths (8, 16, 32, 64), 4 levels; 3-D input 32x32x32, widths (8, 16, 32), 3 levels.
+resolution), max-pooling, skip concatenation, the 1x1 fuse after it and the 1x1 head. Defaults
+(:data:`DEFAULT_GRID`): 2-D inputs 64x64 and 128x128, widths (8, 16, 32, 64), 4 levels; 3-D input
+32x32x32, widths (8, 16, 32), 3 levels; 1 input channel; heads to 2, 3 or 4 classes.
 
 **Reference candidate** (:class:`ReferenceUNet`): a recursive U-Net made of exactly these ops --
 ``enc_l = block_l(c_{l-1} -> c_l)`` at level ``l``; if a deeper level exists:
@@ -26,10 +27,10 @@ from analogmed.latency.ops import CONV_BLOCKS_2D, CONV_BLOCKS_3D, Op, op_module
 from analogmed.latency.validate import Candidate
 
 DEFAULT_GRID = {
-    2: {"input_size": (64, 64), "widths": (8, 16, 32, 64), "levels": 4, "in_channels": 1,
-        "out_channels": 4},
-    3: {"input_size": (32, 32, 32), "widths": (8, 16, 32), "levels": 3, "in_channels": 1,
-        "out_channels": 4},
+    2: {"input_size": (64, 64), "input_sizes": ((64, 64), (128, 128)), "widths": (8, 16, 32, 64), "levels": 4, "in_channels": 1,
+        "out_channels": 4, "head_channels": (2, 3, 4)},
+    3: {"input_size": (32, 32, 32), "input_sizes": ((32, 32, 32),), "widths": (8, 16, 32), "levels": 3, "in_channels": 1,
+        "out_channels": 4, "head_channels": (2, 3, 4)},
 }
 
 
@@ -117,7 +118,7 @@ def op_grid(spatial_dims: int = 2, input_size: tuple[int, ...] | None = None,
     widths = tuple(widths or g["widths"])
     levels = levels or g["levels"]
     cin0 = in_channels or g["in_channels"]
-    cout = out_channels or g["out_channels"]
+    heads = (out_channels,) if out_channels else g["head_channels"]
     d = spatial_dims
     ops: list[Op] = []
     ins = {cin0}
@@ -136,7 +137,7 @@ def op_grid(spatial_dims: int = 2, input_size: tuple[int, ...] | None = None,
                 ops.append(Op("concat", d, c, 2 * c, size, extra=c))
                 ops.append(Op("fuse", d, 2 * c, c, size))
             if l == 0:
-                ops.append(Op("head", d, c, cout, size))
+                ops.extend(Op("head", d, c, h, size) for h in heads)
         ins = outs
     return list(dict.fromkeys(ops))
 

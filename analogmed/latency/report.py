@@ -19,7 +19,7 @@ from analogmed.errors import UserError
 from analogmed.latency.analog_cost import CHIPS, AnalogCost, model_analog_cost
 from analogmed.latency.candidate import arch_ops, digital_cost, load_arch_json
 from analogmed.latency.ops import Op
-from analogmed.latency.reference import DEFAULT_GRID, ReferenceUNet
+from analogmed.latency.reference import DEFAULT_GRID, ReferenceUNet, blocks_for
 
 DEFAULT_PLATFORMS = ("raspberry-pi3", "laptop-ryzen7-6800h", "this-machine")
 
@@ -52,12 +52,14 @@ def load_candidate(path: str | os.PathLike, input_size: tuple[int, ...] | None =
             raise UserError(f"architecture file {p}: bad reference candidate ({exc})") from None
         if len(ref.blocks) != len(ref.widths) or not ref.blocks:
             raise UserError(f"architecture file {p}: 'blocks' and 'widths' need the same non-zero length")
+        allowed = blocks_for(ref.spatial_dims) if ref.spatial_dims in (2, 3) else ()
+        bad = [b for b in ref.blocks if b not in allowed]
+        if bad or not allowed:
+            raise UserError(f"architecture file {p}: unknown block {bad[0] if bad else ''!r} for "
+                            f"spatial_dims={ref.spatial_dims}; use one of {list(allowed) or [2, 3]}")
         size = tuple(input_size or DEFAULT_GRID[ref.spatial_dims]["input_size"])
-        try:
-            ops = ref.ops(size)
-            model = ref.build(size)
-        except KeyError as exc:
-            raise UserError(f"architecture file {p}: unknown block {exc}; use Identity, A, B..M") from None
+        ops = ref.ops(size)
+        model = ref.build(size)
         return LoadedCandidate(p.stem, ops, model, (1, ref.in_channels, *size))
     arch = load_arch_json(p)
     from analogmed.space.builder import build_candidate

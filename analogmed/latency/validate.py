@@ -47,18 +47,46 @@ class Candidate:
 
 
 def candidate_check(cands: Sequence[Candidate], table: LatencyTable, threads: int = 1,
-                    warmup: int = 3, repeats: int = 9, progress: bool = True) -> pd.DataFrame:
-    """Measured end-to-end median forward (ms) vs LUT sum (ms), one row per candidate."""
-    rows = []
+                    warmup: int = 3, repeats: int = 9, rounds: int = 3, progress: bool = True) -> pd.DataFrame:
+    """Measured end-to-end forward (ms) vs LUT sum (ms), one row per candidate.
+
+    Candidates are timed round-robin ``rounds`` times (each time: warm-up, >= ``repeats`` timed
+    forwards, median); the reported ``measured_ms`` is the median of the round medians, so a burst of
+    machine noise hits one round of many candidates instead of all rounds of one.
+    """
+    models = []
+    for c in cands:
+        models.append((c, c.build().eval(), torch.randn(c.input_shape, generator=torch.Generator().manual_seed(0))))
+    per: list[list[float]] = [[] for _ in cands]
     with torch_threads(threads):
-        for c in tqdm(cands, desc="candidates", disable=None if progress else True):
-            model = c.build().eval()
-            x = torch.randn(c.input_shape, generator=torch.Generator().manual_seed(0))
-            t = time_forward(model, x, warmup=warmup, repeats=repeats, min_time_s=0.05)
-            pred = sum(table.latency_ms(op) for op in c.ops)
-            rows.append({"candidate": c.name, "n_ops": len(c.ops), "lut_ms": pred,
-                         "measured_ms": t.median_ms, "iqr_ms": t.iqr_ms})
+        for _ in tqdm(range(rounds), desc="candidate rounds", disable=None if progress else True):
+            for i, (c, model, x) in enumerate(models):
+                per[i].append(time_forward(model, x, warmup=warmup, repeats=repeats, min_time_s=0.03).median_ms)
+    rows = []
+    for (c, _, _), ms in zip(models, per):
+        rows.append({"candidate": c.name, "n_ops": len(c.ops), "lut_ms": sum(table.latency_ms(op) for op in c.ops),
+                     "measured_ms": float(np.median(ms)), "spread_ms": float(max(ms) - min(ms))})
     return pd.DataFrame(rows)
+
+
+def calibrated_check(check: pd.DataFrame, seed: int = 0) -> dict:
+    """Hold-out check of a linear correction ``measured ~ a x lut_ms + b x n_ops``.
+
+    The LUT times each op alone (inputs hot in cache, no neighbours); a whole network runs slower by a
+    roughly constant factor plus a per-op cost. Fit ``a, b`` (least squares on relative error) on a
+    random half of the candidates and report MAPE/tau on the other half. Returns
+    ``{"a", "b", "heldout": summary}``.
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(check))
+    tr, te = idx[: len(idx) // 2], idx[len(idx) // 2:]
+    y = check["measured_ms"].to_numpy(float)
+    X = np.stack([check["lut_ms"].to_numpy(float), check["n_ops"].to_numpy(float)], axis=1)
+    w = 1.0 / y[tr]
+    coef, *_ = np.linalg.lstsq(X[tr] * w[:, None], y[tr] * w, rcond=None)
+    pred = X[te] @ coef
+    return {"a": round(float(coef[0]), 4), "b_ms_per_op": round(float(coef[1]), 5),
+            "heldout": summary(pred, y[te]), "train_n": len(tr)}
 
 
 def summary(pred, meas) -> dict:
