@@ -149,6 +149,7 @@ def check(
     candidates: int = typer.Option(50, help="random candidates timed end to end"),
     seed: int = typer.Option(0, help="seed of the candidate draw"),
     spatial_dims: int = typer.Option(2, help="spatial dims of the candidates"),
+    input_size: Optional[str] = typer.Option(None, help="candidate input size (default: the grid's first)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON"),
 ) -> None:
     """Validate the measured LUT (candidates end to end) and the analytical model (this machine)."""
@@ -163,7 +164,12 @@ def check(
     measured = table.df[table.df["source"] == "measured"]
     if measured.empty:
         raise UserError(f"the {plat.name} LUT has no measured rows; run `analogmed lut build` first")
-    cands = random_candidates(candidates, seed=seed, spatial_dims=spatial_dims)
+    if spatial_dims not in (2, 3):
+        raise UserError(f"--spatial-dims {spatial_dims}: use 2 or 3")
+    size = _size(input_size)
+    if size and len(size) != spatial_dims:
+        raise UserError(f"--input-size {input_size} does not have {spatial_dims} sizes")
+    cands = random_candidates(candidates, seed=seed, spatial_dims=spatial_dims, input_size=size)
     t0 = time.perf_counter()
     cc = candidate_check(cands, table, threads=int(measured["threads"].iloc[0]))
     s = summary(cc["lut_ms"], cc["measured_ms"])

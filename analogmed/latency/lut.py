@@ -79,6 +79,7 @@ def write_lut(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     validate_lut(df, str(path))
     with atomic_path(path) as tmp:
         df[COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
+        os.chmod(tmp, 0o644)
     return Path(path)
 
 
