@@ -253,6 +253,9 @@ def test_cli_build_show_cost_and_errors(tmp_path):
     assert len(df) == len(op_grid(2, (16, 16), (4, 8), 2)) and (df["source"] == "measured").all()
     r = _cli("lut", "show", "--platform", str(tmp_path / "this-machine.toml"))
     assert r.returncode == 0 and f"{len(df)} ops" in r.stdout
+    r = _cli("lut", "build", "--platform", "raspberry-pi3", "--out", str(tmp_path))
+    assert r.returncode == 2 and "this machine is not a raspberry-pi3" in r.stderr
+    assert not (tmp_path / "raspberry-pi3.csv").exists()
     r = _cli("lut", "show", "--platform", "pi5")
     assert r.returncode == 2 and "unknown platform 'pi5'" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "a.json"

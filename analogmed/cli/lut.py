@@ -51,13 +51,14 @@ def build(
     warmup: int = typer.Option(3, help="untimed warm-up forwards per op"),
     power_w: Optional[float] = typer.Option(None, help="typical power of this machine, W"),
     out: Optional[Path] = typer.Option(None, help="folder for <platform>.csv/.toml (default digital/)"),
+    force: bool = typer.Option(False, help="measure under a shipped platform's name on another machine"),
 ) -> None:
     """Time every op of the search-space grid on THIS machine and write <platform>.csv (source=measured)."""
     import pandas as pd
 
     from analogmed.latency.lut import measure_ops, write_lut
-    from analogmed.latency.platform import (list_platforms, load_platform, platforms_dir, profile_host,
-                                            save_platform)
+    from analogmed.latency.platform import (host_matches, list_platforms, load_platform, platforms_dir,
+                                            profile_host, save_platform)
     from analogmed.latency.reference import op_grid
 
     dims = _ints(spatial_dims, "--spatial-dims")
@@ -73,6 +74,9 @@ def build(
         plat = profile_host(name=name, threads=threads or 1, typical_power_w=power_w)
     else:  # running on the named device itself (e.g. on a Raspberry Pi): keep its spec
         plat = load_platform(name)
+        if not host_matches(plat) and not force:
+            raise UserError(f"this machine is not a {name} ({plat.cpu_model}); run `lut build` on that "
+                            f"device, use --platform this-machine here, or pass --force")
         if threads:
             plat = plat.model_copy(update={"threads": threads})
     from analogmed.latency.reference import DEFAULT_GRID

@@ -191,6 +191,19 @@ def measure_bandwidth_gbs(size_mb: int = 256, repeats: int = 5) -> float:
     return round(2 * a.nbytes / t / 1e9, 2)
 
 
+def host_matches(plat: Platform) -> bool:
+    """Whether this machine can be the device ``plat`` describes (ISA and, on x86, CPU model)."""
+    arch = _pyplatform.machine().lower()
+    is_arm = arch.startswith(("aarch64", "arm"))
+    if plat.simd.upper().startswith("NEON"):
+        return is_arm
+    if is_arm:
+        return False
+    token = plat.cpu_model.split()[-1].lower()
+    host_model = (_cpuinfo().get("model name") or _lscpu().get("Model name", "")).lower()
+    return token in host_model
+
+
 def profile_host(name: str = "this-machine", threads: int | None = None,
                  typical_power_w: float | None = None) -> Platform:
     """Describe the machine this runs on as a :class:`Platform`.
