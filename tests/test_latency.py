@@ -240,6 +240,7 @@ def test_hermes_constants_and_tiles():
     assert c.latency_ms == pytest.approx((64 + 64 + 1) * HERMES_FOUR_PHASE.t_mvm_ns * 1e-6)
     assert c.energy_mj == pytest.approx(c.mvms * HERMES_FOUR_PHASE.e_mvm_nj(256, 256) * 1e-6)
     assert 0 < c.utilization < 1
+    assert c.replicas == 64 // 16 and c.latency_replicated_ms == pytest.approx(c.latency_ms / 4)
 
 
 # ------------------------------------------------------------------ CLI

@@ -214,6 +214,9 @@ def cost(
     typer.echo(f"{cand.name}: input {cand.input_shape}, {extras['ops']} ops, {extras['layers']} analog layers, "
                f"tile {extras['tile']}, utilization {extras['utilization']:.1%}, chips {extras['chips']}")
     typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    rep = extras["replicated_ms"]
+    typer.echo(f"analog latency with the weights copied {extras['replicas']}x onto idle cores: "
+               f"{rep['four-phase']:.4g} ms (four-phase), {rep['one-phase']:.4g} ms (one-phase); same energy")
 
 
 def register(app: typer.Typer) -> None:

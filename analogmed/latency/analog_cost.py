@@ -132,7 +132,8 @@ class AnalogCost:
 
     Attributes: ``tiles`` (crossbar tiles holding all weights), ``chips`` (chips needed at
     ``chip.cores`` tiles each), ``mvms`` (tile MVMs per inference), ``latency_ms``, ``energy_mj``,
-    ``utilization`` (used cells / tile cells), ``layers`` (the per-layer frame).
+    ``utilization`` (used cells / tile cells), ``layers`` (the per-layer frame);
+    ``replicas`` / ``latency_replicated_ms``: the same with weights copied onto idle cores.
     """
 
     chip: AIMCChip
@@ -145,6 +146,17 @@ class AnalogCost:
     energy_mj: float
     utilization: float
     layers: pd.DataFrame
+
+    @property
+    def replicas(self) -> int:
+        """Copies of all weights that fit on the chip's idle cores (1 if the network fills it)."""
+        return max(1, self.chip.cores // max(self.tiles, 1))
+
+    @property
+    def latency_replicated_ms(self) -> float:
+        """Latency if the positions of every layer are split over :attr:`replicas` weight copies
+        (same energy: the MVM count does not change)."""
+        return self.latency_ms / self.replicas
 
 
 def analog_cost(layers: pd.DataFrame, tile_rows: int = 256, tile_cols: int = 256,

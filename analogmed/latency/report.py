@@ -113,5 +113,6 @@ def cost_table(cand: LoadedCandidate, platforms=DEFAULT_PLATFORMS, preset: str |
                      "tiles": None, "mvms": None, "source": f"LUT ({dc.source})"})
     ac = rows_ac["four-phase"]
     extras = {"tile": f"{tr}x{tc} ({tile_src})", "chips": ac.chips, "utilization": ac.utilization,
-              "layers": len(ac.layers), "ops": len(cand.ops)}
+              "layers": len(ac.layers), "ops": len(cand.ops), "replicas": ac.replicas,
+              "replicated_ms": {m: a.latency_replicated_ms for m, a in rows_ac.items()}}
     return pd.DataFrame(rows), extras
