@@ -254,9 +254,14 @@ def test_cli_build_show_cost_and_errors(tmp_path):
     assert len(df) == len(op_grid(2, (16, 16), (4, 8), 2)) and (df["source"] == "measured").all()
     r = _cli("lut", "show", "--platform", str(tmp_path / "this-machine.toml"))
     assert r.returncode == 0 and f"{len(df)} ops" in r.stdout
-    r = _cli("lut", "build", "--platform", "raspberry-pi3", "--out", str(tmp_path))
+    r = _cli("lut", "model", "--platform", "raspberry-pi3", "--fit-on", str(tmp_path / "this-machine.toml"),
+             "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    pi = read_lut(tmp_path / "raspberry-pi3.csv")
+    assert (pi["source"] == "model").all() and list(pi["key"]) == list(df["key"])
+    r = _cli("lut", "build", "--platform", "raspberry-pi3", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "this machine is not a raspberry-pi3" in r.stderr
-    assert not (tmp_path / "raspberry-pi3.csv").exists()
+    assert not (tmp_path / "x").exists()
     r = _cli("lut", "show", "--platform", "pi5")
     assert r.returncode == 2 and "unknown platform 'pi5'" in r.stderr and "Traceback" not in r.stderr
     bad = tmp_path / "a.json"
