@@ -54,8 +54,6 @@ def build(
     force: bool = typer.Option(False, help="measure under a shipped platform's name on another machine"),
 ) -> None:
     """Time every op of the search-space grid on THIS machine and write <platform>.csv (source=measured)."""
-    import pandas as pd
-
     from analogmed.latency.lut import measure_ops, write_lut
     from analogmed.latency.platform import (host_matches, list_platforms, load_platform, platforms_dir,
                                             profile_host, save_platform)
@@ -92,7 +90,6 @@ def build(
         plat = plat.model_copy(update={"description": plat.description + f"; LUT: {len(df)} ops in {elapsed:.0f} s"})
         save_platform(plat, folder / f"{name}.toml")
     typer.echo(f"wrote {csv} ({len(df)} rows, source=measured) in {elapsed:.0f} s")
-    del pd
 
 
 @lut_app.command("model")

@@ -152,9 +152,9 @@ class LatencyTable:
             return self._ms[op.key]
         except KeyError:
             raise UserError(
-                f"latency table {self.name} has no row for op {op.key!r}; rebuild it for this "
-                f"input size with `analogmed lut build --platform {self.platform} "
-                f"--input-size {'x'.join(map(str, op_input_hint(op)))}`") from None
+                f"latency table {self.name} has no row for op {op.key!r}; rebuild it on a grid that "
+                f"contains this op: `analogmed lut build --platform {self.platform} --spatial-dims "
+                f"{op.spatial_dims} --input-size <candidate input, e.g. 128x128> --widths <widths>`") from None
 
     __getitem__ = latency_ms
 
@@ -163,8 +163,3 @@ class LatencyTable:
         """``measured``, ``model`` or ``mixed``."""
         s = set(self.df["source"])
         return s.pop() if len(s) == 1 else "mixed"
-
-
-def op_input_hint(op: Op) -> tuple[int, ...]:
-    """Best guess of the candidate input size an op came from (its own size; for messages)."""
-    return op.size

@@ -18,7 +18,7 @@ own sampler and builder when it exists.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -19,7 +19,7 @@ from scipy.stats import kendalltau
 from tqdm import tqdm
 
 from analogmed.latency.lut import LatencyTable
-from analogmed.latency.model import DEFAULT_PARAMS, ModelParams, fit_params, predict_table
+from analogmed.latency.model import DEFAULT_PARAMS, fit_params, predict_table
 from analogmed.latency.ops import Op
 from analogmed.latency.platform import Platform
 from analogmed.latency.timing import time_forward, torch_threads
@@ -127,7 +127,3 @@ def model_check(measured: pd.DataFrame, platform: Platform, cand_ops: Sequence[S
         out[name] = res
     out["fitted_params"] = fit_params(measured, platform, name=f"{platform.name} measured LUT")
     return out
-
-
-def fitted_or_default(params: ModelParams | None) -> ModelParams:
-    return params or DEFAULT_PARAMS
