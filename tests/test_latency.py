@@ -176,6 +176,15 @@ def test_model_fit_recovers_known_parameters(tiny_lut):
     pred = predict_table(synth, TINY, fit)
     assert mape(pred, synth["latency_ms"]) < 2.0
     assert fit.overhead_cycles == pytest.approx(30_000, rel=0.1)
+    # with two thread counts, the scaling terms are identified too
+    truth2 = ModelParams(eff_conv=0.4, eff_convT=0.15, eff_linear=0.25, eff_pool=0.1, eff_memory=0.6,
+                         overhead_cycles=30_000.0, par_eff=0.5, sync_cycles=50_000.0)
+    two = TINY.model_copy(update={"cores": 2})
+    both = pd.concat([synth.assign(threads=1), synth.assign(threads=2)], ignore_index=True)
+    both["latency_ms"] = predict_table(both, two, truth2)
+    fit2 = fit_params(both, two)
+    assert mape(predict_table(both, two, fit2), both["latency_ms"]) < 3.0
+    assert fit2.sync_cycles == pytest.approx(50_000, rel=0.2)
 
 
 def test_model_lut_scales_with_platform(tiny_lut):
@@ -188,10 +197,12 @@ def test_model_lut_scales_with_platform(tiny_lut):
     # roofline: latency = overhead + max(flops / (peak x eff), bytes / (bandwidth x eff_mem))
     op = Op("block:C", 2, 4, 8, (8, 8))
     row = m_pi[m_pi["key"] == op.key].iloc[0]
-    compute = row["flops"] / (pi.peak_gflops * 1e9 * DEFAULT_PARAMS.eff_conv)
-    memory = row["bytes"] / (pi.bandwidth_gbs * 1e9 * DEFAULT_PARAMS.eff_memory)
+    P = DEFAULT_PARAMS
+    peak = 1.2e9 * 8 * (1 + P.par_eff * 3)  # 4 threads
+    compute = row["flops"] / (peak * P.eff_conv)
+    memory = row["bytes"] / (pi.bandwidth_gbs * 1e9 * P.eff_memory)
     expect = 1e3 * (max(compute, memory)
-                    + (2000 + row["kernels"] * DEFAULT_PARAMS.overhead_cycles) / (pi.clock_ghz * 1e9))
+                    + (2000 + row["kernels"] * (P.overhead_cycles + P.sync_cycles)) / (pi.clock_ghz * 1e9))
     assert row["latency_ms"] == pytest.approx(expect, rel=1e-4)
 
 

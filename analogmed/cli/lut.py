@@ -95,7 +95,9 @@ def build(
 @lut_app.command("model")
 def model(
     platform: str = typer.Option(..., help="target platform (spec in digital/), e.g. raspberry-pi3"),
-    fit_on: str = typer.Option("this-machine", help="measured LUT whose ops and fitted efficiencies to use"),
+    fit_on: str = typer.Option("this-machine,this-machine-2t",
+                               help="measured LUT(s) of ONE machine to fit on (comma-separated; e.g. "
+                                    "1- and 2-thread tables); the first gives the spec and the ops"),
     default_params: bool = typer.Option(False, help="use the a-priori parameters instead of fitting"),
     out: Optional[Path] = typer.Option(None, help="folder for <platform>.csv (default digital/)"),
 ) -> None:
@@ -105,13 +107,17 @@ def model(
     from analogmed.latency.platform import load_platform, platform_lut_path, platforms_dir
 
     target = load_platform(platform)
-    base_plat = load_platform(fit_on)
-    measured = read_lut(platform_lut_path(fit_on))
-    measured = measured[measured["source"] == "measured"]
-    if measured.empty:
-        raise UserError(f"{platform_lut_path(fit_on)} has no measured rows; run `analogmed lut build` first")
-    params = DEFAULT_PARAMS if default_params else fit_params(measured, base_plat, name=f"{fit_on} measured LUT")
-    df = model_lut(measured, target, params)
+    names = [n for n in fit_on.split(",") if n]
+    base_plat = load_platform(names[0])
+    frames = [read_lut(platform_lut_path(n)) for n in names]
+    frames = [f[f["source"] == "measured"] for f in frames]
+    if any(f.empty for f in frames):
+        raise UserError(f"a table of {fit_on} has no measured rows; run `analogmed lut build` first")
+    import pandas as pd
+
+    both = pd.concat(frames, ignore_index=True)
+    params = DEFAULT_PARAMS if default_params else fit_params(both, base_plat, name=f"{fit_on} measured LUTs")
+    df = model_lut(frames[0], target, params)
     csv = write_lut(df, (out or platforms_dir()) / f"{target.name}.csv")
     typer.echo(f"params: {params}")
     typer.echo(f"wrote {csv} ({len(df)} rows, source=model, peak {target.peak_gflops:.1f} GFLOP/s, "
@@ -151,6 +157,8 @@ def check(
     seed: int = typer.Option(0, help="seed of the candidate draw"),
     spatial_dims: int = typer.Option(2, help="spatial dims of the candidates"),
     input_size: Optional[str] = typer.Option(None, help="candidate input size (default: the grid's first)"),
+    model_also: str = typer.Option("this-machine-2t", help="more measured tables of this machine (other "
+                                   "thread counts) for the model check; '' for none"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON"),
 ) -> None:
     """Validate the measured LUT (candidates end to end) and the analytical model (this machine)."""
@@ -181,12 +189,16 @@ def check(
     typer.echo(f"with a correction fitted on {cal['train_n']} of them (measured ~ {cal['a']} x LUT + "
                f"{cal['b_ms_per_op']} ms x ops), held-out {cal['heldout']['n']}: MAPE {cal['heldout']['mape_pct']} %, "
                f"tau {cal['heldout']['tau']}")
-    mc = model_check(measured, plat, [c.ops for c in cands])
+    import pandas as pd
+
+    from analogmed.latency.lut import read_lut
+
+    extra = [read_lut(platform_lut_path(n)) for n in model_also.split(",") if n]
+    mc = model_check(pd.concat([measured, *extra], ignore_index=True), plat, [c.ops for c in cands])
     for k in ("default", "crossval"):
-        r = mc[k]
-        typer.echo(f"model ({k} params) vs measured: ops MAPE {r['ops']['mape_pct']} % tau {r['ops']['tau']} "
-                   f"(n={r['ops']['n']}); candidates MAPE {r['candidates']['mape_pct']} % "
-                   f"tau {r['candidates']['tau']}")
+        for part, r in mc[k].items():
+            typer.echo(f"model ({k} params) vs measured LUT, {part}: MAPE {r['mape_pct']} % "
+                       f"tau {r['tau']} (n={r['n']})")
     typer.echo(f"fitted params (used for the Pi 3 / laptop tables): {mc['fitted_params']}")
     if json_out:
         res = {"platform": plat.name, "seed": seed, "candidates": cc.to_dict(orient="records"),

@@ -2,19 +2,25 @@
 
 Per op (a roofline with a dispatch overhead)::
 
-    latency_s = (CALL_CYCLES + kernels x overhead_cycles) / clock
-              + max( flops / (peak_flops x eff[family]),  bytes / (bandwidth x eff_mem) )
+    latency_s = (CALL_CYCLES + kernels x (overhead_cycles + [threads > 1] x sync_cycles)) / clock
+              + max( flops / (peak_1 x (1 + par_eff x (threads - 1)) x eff[family]),
+                     bytes / (bandwidth x eff_mem) )
 
-``peak_flops`` = threads x clock x fp32 FLOP/cycle and ``bandwidth`` come from the platform TOML;
+``peak_1`` = clock x fp32 FLOP/cycle (one core), ``threads`` (of the LUT row or the platform) and
+``bandwidth`` come from the platform TOML;
 ``flops``, ``bytes``, ``kernels`` from :mod:`analogmed.latency.counting`. ``family`` is ``conv``
 (2-D conv blocks, 1x1 fuse/head), ``conv3d``, ``convT`` (up-sampling), ``linear`` (block A),
 ``pool`` (max-pooling) or ``memory`` (concat, identity, nearest up-sampling: bandwidth only).
-The seven free numbers (six efficiencies, ``overhead_cycles``) are either the
+The nine free numbers (six efficiencies, ``overhead_cycles``, ``par_eff``, ``sync_cycles``) are
+either the
 :data:`DEFAULT_PARAMS` (a priori guesses, never fitted) or fitted to a measured LUT with
 :func:`fit_params` (least squares on log latency) and then carried to another platform's spec.
 
+Thread scaling is fitted when the measured tables include more than one thread count (this machine
+ships 1- and 2-thread tables: small ops get *slower* with 2 threads, large ones ~1.6x faster).
 Honest limits: the efficiencies fitted on one micro-architecture (x86 + oneDNN here) are assumed to
-hold on another (ARM NEON kernels on a Pi); thread scaling is assumed linear; caches are ignored
+hold on another (ARM NEON kernels on a Pi); scaling measured from 1 to 2 threads is extrapolated to
+4 (Pi) and 8 (laptop) threads; caches are ignored
 (``bytes`` is DRAM traffic with no reuse). :func:`analogmed.latency.validate.model_check` measures
 how wrong this is on the one machine we can time.
 """
@@ -29,6 +35,8 @@ from analogmed.latency.lut import COLUMNS, count_op, op_row
 from analogmed.latency.ops import Op
 from analogmed.latency.platform import Platform
 
+#: Upper bound of a fitted efficiency: > 1 means the cores ran above the spec's clock (turbo).
+EFF_MAX = 1.5
 #: Cycles of one Python module call (an nn.Identity op costs ~1 us at 2.6 GHz on this machine).
 CALL_CYCLES = 2_000.0
 FAMILIES = ("conv", "conv3d", "convT", "linear", "pool", "memory")
@@ -43,6 +51,8 @@ class ModelParams:
             (0..1]; pooling counts one FLOP per compared element.
         eff_mem: achieved fraction of DRAM bandwidth (0..1].
         overhead_cycles: CPU cycles of framework dispatch per kernel (leaf module).
+        par_eff: speed-up each extra thread adds to compute, as a fraction of one thread (0..1].
+        sync_cycles: extra cycles per kernel when more than one thread runs (fork/join).
         fitted_on: where the numbers come from (``default`` or the LUT they were fitted to).
     """
 
@@ -53,6 +63,8 @@ class ModelParams:
     eff_pool: float = 0.05
     eff_memory: float = 0.5
     overhead_cycles: float = 20_000.0
+    par_eff: float = 0.8
+    sync_cycles: float = 20_000.0
     fitted_on: str = "default"
 
     def eff(self, family: str) -> float:
@@ -81,13 +93,16 @@ def op_family(op: Op) -> str:
 
 
 def predict_ms(flops: np.ndarray, nbytes: np.ndarray, kernels: np.ndarray, families: list[str],
-               platform: Platform, params: ModelParams) -> np.ndarray:
-    """Vectorised model latency in ms (arrays of equal length)."""
+               platform: Platform, params: ModelParams, threads=None) -> np.ndarray:
+    """Vectorised model latency in ms (arrays of equal length; ``threads`` per row or the platform's)."""
+    th = np.broadcast_to(np.asarray(platform.threads if threads is None else threads, float), np.shape(flops))
+    th = np.minimum(th, platform.cores)
     eff = np.array([params.eff(f) for f in families])
-    compute_s = np.where(np.array(families) == "memory", 0.0,
-                         np.asarray(flops, float) / (platform.peak_gflops * 1e9 * eff))
+    peak = platform.clock_ghz * 1e9 * platform.fp32_flops_per_cycle * (1 + params.par_eff * (th - 1))
+    compute_s = np.where(np.array(families) == "memory", 0.0, np.asarray(flops, float) / (peak * eff))
     memory_s = np.asarray(nbytes, float) / (platform.bandwidth_gbs * 1e9 * params.eff_memory)
-    overhead_s = (CALL_CYCLES + np.asarray(kernels, float) * params.overhead_cycles) / (platform.clock_ghz * 1e9)
+    per_kernel = params.overhead_cycles + np.where(th > 1, params.sync_cycles, 0.0)
+    overhead_s = (CALL_CYCLES + np.asarray(kernels, float) * per_kernel) / (platform.clock_ghz * 1e9)
     return 1e3 * (overhead_s + np.maximum(compute_s, memory_s))
 
 
@@ -99,11 +114,17 @@ def _counts_frame(ops: list[Op]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def predict_table(table: pd.DataFrame, platform: Platform, params: ModelParams) -> np.ndarray:
-    """Model latency (ms) for the rows of a LUT-like frame (needs key, flops, bytes, kernels)."""
+def predict_table(table: pd.DataFrame, platform: Platform, params: ModelParams,
+                  use_row_threads: bool = True) -> np.ndarray:
+    """Model latency (ms) for the rows of a LUT-like frame (needs key, flops, bytes, kernels).
+
+    With ``use_row_threads`` and a ``threads`` column, each row is predicted at its own thread
+    count (for checking against measured rows); otherwise at ``platform.threads``.
+    """
     fams = [op_family(Op.from_key(k)) for k in table["key"]]
+    th = table["threads"].to_numpy(float) if use_row_threads and "threads" in table else None
     return predict_ms(table["flops"].to_numpy(), table["bytes"].to_numpy(),
-                      table["kernels"].to_numpy(), fams, platform, params)
+                      table["kernels"].to_numpy(), fams, platform, params, th)
 
 
 def model_lut(ops: list[Op] | pd.DataFrame, platform: Platform, params: ModelParams = DEFAULT_PARAMS,
@@ -118,7 +139,7 @@ def model_lut(ops: list[Op] | pd.DataFrame, platform: Platform, params: ModelPar
     import datetime as _dt
 
     df = ops.copy() if isinstance(ops, pd.DataFrame) else _counts_frame(list(ops))
-    ms = predict_table(df, platform, params)
+    ms = predict_table(df, platform, params, use_row_threads=False)
     df["latency_ms"] = ms
     df["q1_ms"] = ms
     df["q3_ms"] = ms
@@ -133,32 +154,36 @@ def model_lut(ops: list[Op] | pd.DataFrame, platform: Platform, params: ModelPar
 
 
 def fit_params(measured: pd.DataFrame, platform: Platform, name: str = "measured LUT") -> ModelParams:
-    """Fit the seven free numbers to a measured LUT of ``platform`` (least squares, log latency).
+    """Fit the free numbers to measured LUT rows of ``platform`` (least squares, log latency).
 
-    Efficiencies are bounded to [1e-3, 1], overhead to [0, 1e7] cycles. A family with no ops keeps
-    its default.
+    Rows may come from several thread counts (``threads`` column); ``par_eff`` and ``sync_cycles``
+    are fitted only if more than one count is present (else they keep their defaults).
+    Efficiencies are bounded to [1e-3, EFF_MAX], ``par_eff`` to [1e-3, 1], cycles to [0, 1e7]. A family with no ops keeps its default.
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import least_squares
 
     fams = [op_family(Op.from_key(k)) for k in measured["key"]]
     y = np.log(measured["latency_ms"].to_numpy(float).clip(1e-6))
-    f, b, k = (measured[c].to_numpy(float) for c in ("flops", "bytes", "kernels"))
+    f, b, k, th = (measured[c].to_numpy(float) for c in ("flops", "bytes", "kernels", "threads"))
     present = set(fams)
+    multi = len(set(th)) > 1
     d = DEFAULT_PARAMS
-
     n = len(FAMILIES)
 
     def unpack(z):
-        e = np.exp(np.clip(z[:n], np.log(1e-3), 0.0))
-        return ModelParams(**{f"eff_{fam}": float(v) for fam, v in zip(FAMILIES, e)},
-                           overhead_cycles=float(np.exp(np.clip(z[n], 0, np.log(1e7)))), fitted_on=name)
+        extra = {"par_eff": float(np.exp(z[n + 1])), "sync_cycles": float(np.exp(z[n + 2]))} if multi else {}
+        return ModelParams(**{f"eff_{fam}": float(np.exp(v)) for fam, v in zip(FAMILIES, z[:n])},
+                           overhead_cycles=float(np.exp(z[n])), fitted_on=name, **extra)
 
-    def loss(z):
-        p = unpack(z)
-        return float(np.mean((np.log(predict_ms(f, b, k, fams, platform, p)) - y) ** 2))
+    def resid(z):
+        return np.log(predict_ms(f, b, k, fams, platform, unpack(z), th)) - y
 
-    z0 = np.log([d.eff(fam) for fam in FAMILIES] + [d.overhead_cycles])
-    res = minimize(loss, z0, method="Nelder-Mead", options={"maxiter": 8000, "xatol": 1e-4, "fatol": 1e-9})
+    # log-parameters, bounded: efficiencies [1e-3, EFF_MAX], cycles [1, 1e7], par_eff [1e-3, 1]
+    lo = [np.log(1e-3)] * n + [0.0] + ([np.log(1e-3), 0.0] if multi else [])
+    hi = [np.log(EFF_MAX)] * n + [np.log(1e7)] + ([0.0, np.log(1e7)] if multi else [])
+    z0 = np.clip(np.log([d.eff(fam) for fam in FAMILIES] + [d.overhead_cycles]
+                        + ([d.par_eff, d.sync_cycles] if multi else [])), lo, hi)
+    res = least_squares(resid, z0, bounds=(lo, hi), method="trf", x_scale=1.0, max_nfev=2000)
     p = unpack(res.x)
     # families without data keep their defaults
     kw = asdict(p)

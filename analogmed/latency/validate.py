@@ -110,20 +110,27 @@ def model_check(measured: pd.DataFrame, platform: Platform, cand_ops: Sequence[S
                 folds: int = 5, seed: int = 0) -> dict:
     """Model-vs-measured for the machine that ``measured`` (a measured LUT frame) was timed on.
 
-    Returns ``{"default": {...}, "crossval": {...}, "fitted_params": ModelParams}`` where each inner
-    dict has ``ops`` and (if ``cand_ops`` given) ``candidates`` summaries (MAPE %, tau, n).
+    ``measured`` may hold rows of several thread counts (``threads`` column). Returns
+    ``{"default": {...}, "crossval": {...}, "fitted_params": ModelParams}`` where each inner dict has
+    ``ops`` (all rows) and, per thread count ``t``, ``ops_<t>t`` and (if ``cand_ops`` given)
+    ``candidates_<t>t`` summaries (MAPE %, tau, n).
     """
+    measured = measured.reset_index(drop=True)
     meas = measured["latency_ms"].to_numpy(float)
     out: dict = {}
     preds = {"default": predict_table(measured, platform, DEFAULT_PARAMS),
              "crossval": crossval_predict(measured, platform, folds=folds, seed=seed)}
-    idx = {k: i for i, k in enumerate(measured["key"])}
     for name, p in preds.items():
         res = {"ops": summary(p, meas)}
-        if cand_ops:
-            cp = [sum(p[idx[o.key]] for o in ops) for ops in cand_ops]
-            cm = [sum(meas[idx[o.key]] for o in ops) for ops in cand_ops]
-            res["candidates"] = summary(cp, cm)
+        for t in sorted(set(measured["threads"])):
+            rows = np.flatnonzero(measured["threads"].to_numpy() == t)
+            res[f"ops_{t}t"] = summary(p[rows], meas[rows])
+            idx = {measured["key"][i]: i for i in rows}
+            usable = [ops for ops in cand_ops if all(o.key in idx for o in ops)]
+            if usable:
+                cp = [sum(p[idx[o.key]] for o in ops) for ops in usable]
+                cm = [sum(meas[idx[o.key]] for o in ops) for ops in usable]
+                res[f"candidates_{t}t"] = summary(cp, cm)
         out[name] = res
     out["fitted_params"] = fit_params(measured, platform, name=f"{platform.name} measured LUT")
     return out
