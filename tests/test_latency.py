@@ -267,6 +267,9 @@ def test_cli_build_show_cost_and_errors(tmp_path):
     assert r.returncode == 0, r.stderr
     pi = read_lut(tmp_path / "raspberry-pi3.csv")
     assert (pi["source"] == "model").all() and list(pi["key"]) == list(df["key"])
+    r = _cli("lut", "model", "--platform", str(tmp_path / "this-machine.toml"),
+             "--fit-on", str(tmp_path / "this-machine.toml"), "--out", str(tmp_path))
+    assert r.returncode == 2 and "holds measured rows" in r.stderr
     r = _cli("lut", "build", "--platform", "raspberry-pi3", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "this machine is not a raspberry-pi3" in r.stderr
     assert not (tmp_path / "x").exists()

@@ -46,7 +46,8 @@ def build(
     input_size: Optional[str] = typer.Option(None, help="input size (one spatial dims only), e.g. 64x64"),
     widths: Optional[str] = typer.Option(None, help="widths of the grid, e.g. 8,16,32,64"),
     levels: Optional[int] = typer.Option(None, help="U-Net levels of the grid"),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: the platform's)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: 1 on a profiled host, "
+                                          "the spec's on a named device)"),
     repeats: int = typer.Option(9, help="timed repeats per op (median)"),
     warmup: int = typer.Option(3, help="untimed warm-up forwards per op"),
     power_w: Optional[float] = typer.Option(None, help="typical power of this machine, W"),
@@ -100,6 +101,7 @@ def model(
                                     "1- and 2-thread tables); the first gives the spec and the ops"),
     default_params: bool = typer.Option(False, help="use the a-priori parameters instead of fitting"),
     out: Optional[Path] = typer.Option(None, help="folder for <platform>.csv (default digital/)"),
+    force: bool = typer.Option(False, help="overwrite a measured table with a modelled one"),
 ) -> None:
     """Write <platform>.csv from the analytical model (every row source=model)."""
     from analogmed.latency.lut import read_lut, write_lut
@@ -118,7 +120,11 @@ def model(
     both = pd.concat(frames, ignore_index=True)
     params = DEFAULT_PARAMS if default_params else fit_params(both, base_plat, name=f"{fit_on} measured LUTs")
     df = model_lut(frames[0], target, params)
-    csv = write_lut(df, (out or platforms_dir()) / f"{target.name}.csv")
+    dest = (out or platforms_dir()) / f"{target.name}.csv"
+    if dest.is_file() and not force and (read_lut(dest)["source"] == "measured").any():
+        raise UserError(f"{dest} holds measured rows; a modelled table would replace them "
+                        f"(pass --force, or --out another folder)")
+    csv = write_lut(df, dest)
     typer.echo(f"params: {params}")
     typer.echo(f"wrote {csv} ({len(df)} rows, source=model, peak {target.peak_gflops:.1f} GFLOP/s, "
                f"{target.bandwidth_gbs} GB/s)")
