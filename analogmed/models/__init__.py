@@ -1,1 +1,49 @@
-"""analogmed.models"""
+"""Networks from plain JSON-able specs.
+
+``build_model(spec)`` dispatches on ``spec["family"]``: ``"zoo"`` -> :func:`analogmed.models.zoo.build_zoo`;
+``"space"`` -> ``analogmed.space.builder.build_candidate``; ``"mednasbench"`` ->
+``analogmed.space.mednasbench.build_mednasbench``. ``model_id(spec)`` is a stable short id.
+Output of every model: logits [B, out_channels, *S] (segmentation) or [B, out_channels]
+(classification head).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from torch import nn
+
+from analogmed.errors import UserError
+
+FAMILIES = ("zoo", "space", "mednasbench")
+
+
+def build_model(spec: dict[str, Any]) -> nn.Module:
+    """Build the network described by ``spec`` (see module docstring)."""
+    if not isinstance(spec, dict):
+        raise UserError(f"a model spec must be a dict with a 'family' key, not {type(spec).__name__}")
+    family = spec.get("family")
+    if family == "zoo":
+        from analogmed.models.zoo import build_zoo
+        return build_zoo(spec)
+    if family == "space":
+        from analogmed.space.architecture import Architecture
+        from analogmed.space.builder import build_candidate
+        return build_candidate(Architecture.from_dict(spec["arch"]))
+    if family == "mednasbench":
+        from analogmed.space.mednasbench import build_mednasbench
+        return build_mednasbench(spec)
+    raise UserError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+
+
+def model_id(spec: dict[str, Any]) -> str:
+    """Stable short id: for "space" the Architecture id, else the sha256 of the canonical JSON (12 hex)."""
+    if spec.get("family") == "space":
+        from analogmed.space.architecture import Architecture
+        return Architecture.from_dict(spec["arch"]).id
+    blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return f"{spec.get('family', 'x')}-{spec.get('name', '')}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("--", "-")
+
+
+__all__ = ["build_model", "model_id", "FAMILIES"]
