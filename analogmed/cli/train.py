@@ -1,0 +1,61 @@
+"""``analogmed train``: digital training of a zoo network or a search-space candidate."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def train(
+    task: str = typer.Option(..., help="task name (see `analogmed data list`)"),
+    model: str = typer.Option("basic-unet", help="zoo model name, or 'space' with --arch"),
+    arch: Optional[Path] = typer.Option(None, help="architecture JSON file (search-space candidate)"),
+    size_preset: str = typer.Option("small", "--preset", help="zoo preset: small or base"),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="task option key=value"),
+    spatial_dims: int = typer.Option(2, help="2 or 3"),
+    epochs: int = typer.Option(10, help="training epochs"),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate"),
+    batch_size: int = typer.Option(8, help="batch size"),
+    seed: int = typer.Option(0, help="seed (init, split, shuffling, augmentation)"),
+    device: str = typer.Option("auto", help="cpu, cuda or auto"),
+    no_augment: bool = typer.Option(False, "--no-augment", help="no train-time augmentation"),
+    out: Path = typer.Option(Path("model.pt"), help="checkpoint file to write"),
+) -> None:
+    """Train a network on a task and write a checkpoint that rebuilds it alone."""
+    from analogmed.cli.data import parse_options
+    from analogmed.data import get_task
+    from analogmed.errors import UserError
+    from analogmed.models.zoo import ZOO_NAMES, zoo_spec
+    from analogmed.train import TrainConfig, save_checkpoint, train_model
+
+    kw = parse_options(option)
+    if not task.startswith("synthetic-") and task != "chestxray14":
+        kw.setdefault("spatial_dims", spatial_dims)
+    kw.setdefault("seed", seed)
+    t = get_task(task, **kw)
+    if arch is not None:
+        if not arch.is_file():
+            raise UserError(f"--arch {arch} does not exist; pass an architecture JSON file")
+        try:
+            spec = {"family": "space", "arch": json.loads(arch.read_text())}
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--arch {arch} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    else:
+        if model not in ZOO_NAMES:
+            raise UserError(f"unknown model {model!r}; valid models: {', '.join(ZOO_NAMES)} (or --arch FILE)")
+        head = "classification" if t.kind == "classification" else "segmentation"
+        spec = zoo_spec(model, t.spatial_dims, t.in_channels, t.num_classes, t.image_size, size_preset, head)
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                      augment=not no_augment)
+    ckpt = train_model(spec, t, cfg)
+    save_checkpoint(out, ckpt)
+    val = ckpt.metrics["val"]
+    typer.echo(f"{t.name}: {ckpt.model_id} trained {epochs} epochs in {ckpt.metrics['train_time_s']:.1f} s")
+    typer.echo("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
