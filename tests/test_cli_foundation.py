@@ -47,13 +47,22 @@ def test_bad_input_exit_2_one_line(monkeypatch, capsys, tmp_path, args, needle):
     assert "Traceback" not in out.err
 
 
-def test_train_writes_checkpoint(tmp_path):
+def test_train_writes_checkpoint_and_rejects_foreign_init(tmp_path, monkeypatch, capsys):
     out = tmp_path / "m.pt"
-    res = runner.invoke(app, ["train", "--task", "synthetic-2d", "-o", "size=32", "-o", "n_train=4",
-                              "--model", "unet", "--epochs", "1", "--device", "cpu", "--out", str(out)])
+    base = ["train", "--task", "synthetic-2d", "-o", "size=32", "-o", "n_train=4", "--epochs", "1",
+            "--device", "cpu"]
+    res = runner.invoke(app, [*base, "--model", "unet", "--out", str(out)])
     assert res.exit_code == 0, res.output
     ck = load_checkpoint(out)
     assert ck.spec["name"] == "unet" and ck.task_spec["name"] == "synthetic-2d" and ck.seed == 0
+    # fine-tuning another model from it: one line, exit 2, nothing written
+    code, cap = run_main(monkeypatch, capsys, *base, "--model", "basic-unet", "--init", str(out),
+                         "--out", str(tmp_path / "b.pt"))
+    assert code == 2 and len(cap.err.strip().splitlines()) == 1 and "does not match the model" in cap.err
+    assert not (tmp_path / "b.pt").exists()
+    (tmp_path / "junk.pt").write_text("junk")
+    code, cap = run_main(monkeypatch, capsys, *base, "--init", str(tmp_path / "junk.pt"))
+    assert code == 2 and "not an analogmed checkpoint" in cap.err
 
 
 def test_console_script_bad_task_no_traceback():

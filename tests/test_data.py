@@ -109,9 +109,14 @@ def test_msd_loader(tmp_path):
     assert item["image"].shape == (2, 32, 32) and set(item["label"].unique().tolist()) <= {0, 1, 2}
     assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
     assert sorted(sum(task.cases.values(), [])) == list(range(5))  # split by case
+    assert get_task("msd", root=str(folder), size=32, slices="all").split_sizes()["val"] == 12
     t3 = get_task("msd", root=str(tmp_path), msd_task="01", spatial_dims=3, size=16)
     assert t3.dataset("val")[0]["image"].shape == (2, 16, 16, 16)
     assert get_task(**t3.spec).split_sizes() == t3.split_sizes()
+    t3g = get_task("msd", root=str(folder), spatial_dims=3, size=16, grid=2)
+    assert t3g.split_sizes() == {"train": 24, "val": 8, "test": 8}
+    patches = [t3g.dataset("val")[k]["label"] for k in range(8)]
+    assert sum(int((p > 0).sum()) for p in patches) > 0
 
 
 def test_msd_bad_input(tmp_path):

@@ -74,3 +74,25 @@ def test_bad_config():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             train_model(zoo_spec("unet", 2, 1, 3, (32, 32)), task, TrainConfig(device="cuda"))
+
+
+def test_classification_training_f1(tmp_path):
+    from test_data import make_cxr
+
+    make_cxr(tmp_path, [(p, f) for p in range(1, 9) for f in ("No Finding", "Effusion|Mass")])
+    task = get_task("chestxray14", root=str(tmp_path), size=32)
+    spec = zoo_spec("unet", 2, 1, 14, (32, 32), head="classification")
+    ckpt = train_model(spec, task, TrainConfig(epochs=1, batch_size=4, device="cpu", progress=False))
+    val = ckpt.metrics["val"]
+    assert len([k for k in val if k.startswith("f1_")]) == 15 and val["score"] == val["f1_macro"]
+    assert 0.0 <= val["score"] <= 1.0
+
+
+def test_run_demo_caches_checkpoint():
+    from analogmed.demo import run_demo
+
+    first = run_demo(epochs=2, size=32, progress=False)
+    assert not first.cached and first.path.is_file() and set(first.scores) >= {"dice_grey_matter", "dice_white_matter"}
+    second = run_demo(epochs=2, size=32, progress=False)
+    assert second.cached and second.path == first.path and second.scores == first.scores
+    assert run_demo(epochs=3, size=32, progress=False, use_cache=True).path != first.path

@@ -21,6 +21,7 @@ def train(
     seed: int = typer.Option(0, help="seed (init, split, shuffling, augmentation)"),
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     no_augment: bool = typer.Option(False, "--no-augment", help="no train-time augmentation"),
+    init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same model)"),
     out: Path = typer.Option(Path("model.pt"), help="checkpoint file to write"),
 ) -> None:
     """Train a network on a task and write a checkpoint that rebuilds it alone."""
@@ -28,7 +29,7 @@ def train(
     from analogmed.data import get_task
     from analogmed.errors import UserError
     from analogmed.models.zoo import ZOO_NAMES, zoo_spec
-    from analogmed.train import TrainConfig, save_checkpoint, train_model
+    from analogmed.train import TrainConfig, load_checkpoint, save_checkpoint, train_model
 
     kw = parse_options(option)
     if not task.startswith("synthetic-") and task != "chestxray14":
@@ -49,7 +50,8 @@ def train(
         spec = zoo_spec(model, t.spatial_dims, t.in_channels, t.num_classes, t.image_size, size_preset, head)
     cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
                       augment=not no_augment)
-    ckpt = train_model(spec, t, cfg)
+    start = load_checkpoint(init) if init is not None else None
+    ckpt = train_model(spec, t, cfg, init=start)
     save_checkpoint(out, ckpt)
     val = ckpt.metrics["val"]
     typer.echo(f"{t.name}: {ckpt.model_id} trained {epochs} epochs in {ckpt.metrics['train_time_s']:.1f} s")

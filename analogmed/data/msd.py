@@ -11,9 +11,11 @@ paths relative to the task folder).
 
 Preprocessing (per case): each channel clipped to its 0.5/99.5 percentiles and scaled to [0, 1].
 
-* 2D: axial slices (last axis) that contain foreground, resampled to ``size x size`` (default 64);
-  the image linearly, the label by nearest neighbour.
-* 3D: the whole case resampled to a ``size``^3 cube (default 32).
+* 2D: axial slices (last axis), resampled to ``size x size`` (default 64); the image linearly,
+  the label by nearest neighbour. ``slices="foreground"`` (default) keeps the slices with any
+  foreground label, ``slices="all"`` every slice.
+* 3D: the case is resampled to a cube of ``grid * size`` voxels per axis and cut into ``grid``^3
+  patches of ``size``^3 (default ``size=32``, ``grid=1``: the whole case as one patch).
 
 Split: by case (patient) with a seeded permutation, 70/15/15 %, so no patient is in two splits.
 Volumes are loaded lazily and kept in memory once read.
@@ -115,9 +117,11 @@ def _normalise(img: np.ndarray) -> np.ndarray:
 class MSDTask(Task):
     """An MSD task read lazily from disk (see module docstring)."""
 
-    def __init__(self, folder: Path, meta: dict, cases: dict[str, list[int]], size: int, **kw):
+    def __init__(self, folder: Path, meta: dict, cases: dict[str, list[int]], size: int, grid: int = 1,
+                 slices: str = "foreground", **kw):
         super().__init__(**kw)
         self.folder, self.meta, self.cases, self.size = folder, meta, cases, size
+        self.grid, self.slices = grid, slices
         self._load = lru_cache(maxsize=None)(self._load_case)
         self._index: dict[str, list[tuple[int, int]]] = {}
 
@@ -142,15 +146,16 @@ class MSDTask(Task):
         return _normalise(img), lab.astype(np.int64)
 
     def _items(self, split: str) -> list[tuple[int, int]]:
-        """(case, slice) pairs for 2D, (case, -1) for 3D."""
+        """(case, slice) pairs for 2D, (case, patch) for 3D."""
         if split not in self._index:
             items = []
             for case in self.cases[split]:
                 if self.spatial_dims == 3:
-                    items.append((case, -1))
+                    items += [(case, k) for k in range(self.grid ** 3)]
                 else:
                     _, lab = self._load(case)
-                    items += [(case, int(z)) for z in np.nonzero(lab.any(axis=(0, 1)))[0]]
+                    keep = lab.any(axis=(0, 1)) if self.slices == "foreground" else np.ones(lab.shape[2], bool)
+                    items += [(case, int(z)) for z in np.nonzero(keep)[0]]
             self._index[split] = items
         return self._index[split]
 
@@ -160,22 +165,30 @@ class MSDTask(Task):
     def _item(self, split: str, i: int) -> tuple[np.ndarray, np.ndarray]:
         case, z = self._items(split)[i]
         img, lab = self._load(case)
-        if z < 0:
-            shape = (self.size,) * 3
-            return resize(img, shape), resize(lab[None].astype(np.float32), shape, "nearest").astype(np.int64)
+        if self.spatial_dims == 3:
+            shape = (self.grid * self.size,) * 3
+            gx, rem = divmod(z, self.grid ** 2)
+            gy, gz = divmod(rem, self.grid)
+            sl = (slice(None),) + tuple(slice(g * self.size, (g + 1) * self.size) for g in (gx, gy, gz))
+            return (resize(img, shape)[sl],
+                    resize(lab[None].astype(np.float32), shape, "nearest")[sl].astype(np.int64))
         shape = (self.size,) * 2
         return (resize(img[..., z], shape),
                 resize(lab[None, ..., z].astype(np.float32), shape, "nearest").astype(np.int64))
 
 
 def make_msd_task(root: str, msd_task: str | None = None, spatial_dims: int = 2, size: int | None = None,
-                  seed: int = 0) -> MSDTask:
+                  seed: int = 0, grid: int = 1, slices: str = "foreground") -> MSDTask:
     """Build an MSD task from its folder (see module docstring)."""
     if spatial_dims not in (2, 3):
         raise UserError(f"msd: spatial_dims must be 2 or 3, not {spatial_dims!r}")
     size = int(size if size is not None else (64 if spatial_dims == 2 else 32))
     if size < 16 or size % 16:
         raise UserError(f"msd: size must be a multiple of 16 (>= 16), not {size}")
+    if not (isinstance(grid, int) and 1 <= grid <= 8):
+        raise UserError(f"msd: grid must be an integer 1..8, not {grid!r}")
+    if slices not in ("foreground", "all"):
+        raise UserError(f"msd: slices must be 'foreground' or 'all', not {slices!r}")
     folder = resolve_msd_folder(root, msd_task)
     meta = read_dataset_json(folder)
     n = len(meta["training"])
@@ -183,8 +196,8 @@ def make_msd_task(root: str, msd_task: str | None = None, spatial_dims: int = 2,
         raise UserError(f"msd: {folder / 'dataset.json'} lists no training cases")
     labels, modality = meta["labels"], meta["modality"]
     spec = {"name": "msd", "root": str(folder.resolve()), "spatial_dims": spatial_dims,
-            "size": size, "seed": int(seed)}
-    return MSDTask(folder, meta, case_split(n, seed), size, name=f"msd-{folder.name}",
+            "size": size, "seed": int(seed), "grid": grid, "slices": slices}
+    return MSDTask(folder, meta, case_split(n, seed), size, grid, slices, name=f"msd-{folder.name}",
                    kind="segmentation", spatial_dims=spatial_dims, in_channels=len(modality),
                    num_classes=len(labels), class_names=tuple(labels[k] for k in range(len(labels))),
                    image_size=(size,) * spatial_dims, spec=spec, seed=int(seed))

@@ -137,12 +137,15 @@ def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = No
             "best_epoch": best_epoch, "train_time_s": time.perf_counter() - t0, "device": str(dev)}
 
 
-def train_model(spec: dict[str, Any], task, cfg: TrainConfig | None = None) -> Checkpoint:
+def train_model(spec: dict[str, Any], task, cfg: TrainConfig | None = None,
+                init: Checkpoint | None = None) -> Checkpoint:
     """Build ``spec`` (seeded with ``cfg.seed``), train it on ``task`` and return a :class:`Checkpoint`.
 
-    ``ckpt.metrics`` holds the training record (history, best epoch, time) and ``val``: the
-    validation scores of the kept weights.
+    ``init``: start from this checkpoint's weights (fine-tuning; UserError if they do not fit
+    ``spec``). ``ckpt.metrics`` holds the training record (history, best epoch, time) and ``val``:
+    the validation scores of the kept weights.
     """
+    from analogmed.train.checkpoint import load_weights
     from analogmed.evaluate.metrics import evaluate_model
     from analogmed.models import build_model
 
@@ -150,8 +153,12 @@ def train_model(spec: dict[str, Any], task, cfg: TrainConfig | None = None) -> C
     cfg.check()
     seed_everything(derive_seed(cfg.seed, "init"))
     model = build_model(spec)
+    recipe = cfg.recipe()
+    if init is not None:
+        load_weights(model, init.model.state_dict(), source=f"initial checkpoint ({init.model_id})")
+        recipe["init_model_id"] = init.model_id
     record = fit(model, task, cfg)
     record["val"] = evaluate_model(model, task, "val")
     model.cpu()
     return Checkpoint(model=model, spec=dict(spec), task_spec=dict(task.spec), seed=int(cfg.seed),
-                      recipe=cfg.recipe(), metrics=record)
+                      recipe=recipe, metrics=record)
