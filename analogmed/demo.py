@@ -5,8 +5,8 @@ validation scores. The trained checkpoint is cached under ``cache_dir()/demo/<ke
 key is the hash of the demo configuration (model spec, task spec, recipe), so a second run (or a
 later stage built on top, e.g. the analog drift study) reuses it.
 
-Defaults (100 epochs, lr 3e-3, batch 8, 64 x 64 slices) train in about 30 s on one CPU core and
-reach a validation Dice of about 0.91 (grey matter) / 0.85 (white matter).
+Defaults (100 epochs, lr 3e-3, batch 8, 64 x 64 slices) train in about 35 s on 2 CPU cores and
+reach a validation Dice of 0.919 (grey matter) / 0.871 (white matter) at seed 0.
 """
 from __future__ import annotations
 

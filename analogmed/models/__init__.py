@@ -19,6 +19,17 @@ from analogmed.errors import UserError
 FAMILIES = ("zoo", "space", "mednasbench")
 
 
+def _architecture_cls():
+    """The search space's Architecture class (analogmed.space.architecture, or re-exported by analogmed.space)."""
+    try:
+        from analogmed.space.architecture import Architecture
+    except ModuleNotFoundError as exc:
+        if exc.name != "analogmed.space.architecture":
+            raise
+        from analogmed.space import Architecture  # type: ignore[attr-defined]
+    return Architecture
+
+
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """Build the network described by ``spec`` (see module docstring)."""
     if not isinstance(spec, dict):
@@ -28,9 +39,10 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
         from analogmed.models.zoo import build_zoo
         return build_zoo(spec)
     if family == "space":
-        from analogmed.space.architecture import Architecture
         from analogmed.space.builder import build_candidate
-        return build_candidate(Architecture.from_dict(spec["arch"]))
+        if "arch" not in spec:
+            raise UserError("a 'space' model spec needs an 'arch' entry (an Architecture dict)")
+        return build_candidate(_architecture_cls().from_dict(spec["arch"]))
     if family == "mednasbench":
         from analogmed.space.mednasbench import build_mednasbench
         return build_mednasbench(spec)
@@ -40,8 +52,7 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
 def model_id(spec: dict[str, Any]) -> str:
     """Stable short id: for "space" the Architecture id, else the sha256 of the canonical JSON (12 hex)."""
     if spec.get("family") == "space":
-        from analogmed.space.architecture import Architecture
-        return Architecture.from_dict(spec["arch"]).id
+        return _architecture_cls().from_dict(spec["arch"]).id
     blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     return f"{spec.get('family', 'x')}-{spec.get('name', '')}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("--", "-")
 
