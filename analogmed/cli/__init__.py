@@ -32,6 +32,7 @@ _COMMAND_MODULES = [
     "analogmed.cli.lut",
     "analogmed.cli.study",
     "analogmed.cli.bench",
+    "analogmed.cli.plot",
 ]
 
 for _name in _COMMAND_MODULES:
