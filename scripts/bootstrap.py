@@ -21,7 +21,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH = "torch==2.13.0"
-AIHWKIT = "aihwkit==1.1.0"  # cp311 wheel; 1.2.x ships wheels for cp312+ only
+# aihwkit 1.1.0 ships a cp311 wheel; 1.2.x ships wheels for cp312-cp314 only. Binaries only, so
+# pip never falls back to building an sdist.
+AIHWKIT = {(3, 11): "aihwkit==1.1.0"}
+AIHWKIT_DEFAULT = "aihwkit>=1.2,<1.3"
 
 
 def run(*args: str) -> None:
@@ -43,7 +46,15 @@ def main() -> None:
     cons = target / "torch-constraint.txt"
     cons.write_text(TORCH + "\n")
     run(*pip, "-c", str(cons), *deps, *extras)
-    run(*pip, "--no-deps", "--only-binary=:all:", AIHWKIT)
+    ver = subprocess.run([py, "-c", "import sys; print(*sys.version_info[:2])"], check=True,
+                         capture_output=True, text=True).stdout.split()
+    aihwkit = AIHWKIT.get((int(ver[0]), int(ver[1])), AIHWKIT_DEFAULT)
+    try:
+        run(*pip, "--no-deps", "--only-binary=:all:", aihwkit)
+    except subprocess.CalledProcessError:
+        sys.exit(f"error: no binary wheel of {aihwkit} for Python {'.'.join(ver)}; use Python 3.11-3.14 "
+                 "(aihwkit publishes wheels for cp311 (1.1.0) and cp312-cp314 (1.2.x)) or build aihwkit "
+                 "from source (see the README, 'Install on other machines')")
     run(*pip, "--no-deps", "-e", str(ROOT))
     run(py, "-c", "import torch, aihwkit, monai, analogmed; print('torch', torch.__version__, "
         "'aihwkit', aihwkit.__version__, 'monai', monai.__version__)")
