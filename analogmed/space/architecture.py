@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 from analogmed.errors import UserError
@@ -249,6 +251,29 @@ class Architecture:
         return ops
 
 
+def load_architecture(path: str | os.PathLike) -> Architecture:
+    """Read an architecture JSON file: the canonical dict, or a model spec ``{"family": "space", "arch": {...}}``.
+
+    Missing, malformed or truncated files and invalid architectures raise :class:`UserError`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"architecture file {p} does not exist; write one with `analogmed arch sample --out {p}`")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"architecture file {p} is not valid JSON ({exc.msg} at line {exc.lineno}); "
+                        f"is it truncated?") from None
+    except UnicodeDecodeError:
+        raise UserError(f"architecture file {p} is not a text JSON file") from None
+    if isinstance(data, dict) and data.get("family") == "space" and isinstance(data.get("arch"), dict):
+        data = data["arch"]
+    try:
+        return Architecture.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"{p}: {exc}") from None
+
+
 def _per_level_choices(spatial_dims: int, blocks: Sequence[str], widths: Sequence[int]) -> int:
     non_id = [b for b in blocks if b != IDENTITY]
     return len(non_id) * len(widths) + (IDENTITY in blocks)
@@ -307,4 +332,4 @@ def sample_architecture(seed: int | None = 0, spatial_dims: int = 2, in_channels
 
 
 __all__ = ["Architecture", "ArchOp", "DEFAULT_INPUT_SIZE", "FORMAT", "HEADS", "INPUT_SIZES", "MAX_DEPTH",
-           "WIDTHS", "sample_architecture", "space_size"]
+           "WIDTHS", "load_architecture", "sample_architecture", "space_size"]
