@@ -1,6 +1,7 @@
 """``analogmed arch sample|show|validate|space``: search-space architectures."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -133,6 +134,27 @@ def space(spatial_dims: int = typer.Option(2, help="2 or 3")) -> None:
     typer.echo(f"input sizes (latency tables): {', '.join('x'.join(map(str, s)) for s in INPUT_SIZES[d])} "
                f"(default {'x'.join(map(str, DEFAULT_INPUT_SIZE[d]))})")
     typer.echo(f"architectures per task: {space_size(d)}")
+
+
+@arch_app.command("mednasbench")
+def mednasbench(
+    files: List[Path] = typer.Argument(..., help="MED-NAS-Bench sampleN.json files"),
+    out: Optional[Path] = typer.Option(None, help="folder for the model specs (<stem>.spec.json each)"),
+) -> None:
+    """Import MED-NAS-Bench configs as 2-D models (architecture only: their metrics are not measurements)."""
+    from analogmed.io import write_text_atomic
+    from analogmed.models import model_id
+    from analogmed.space.mednasbench import describe, load_mednasbench
+
+    specs = [(f, load_mednasbench(f)) for f in files]   # all validated before anything is written
+    for f, spec in specs:
+        d = describe(spec)
+        typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  "
+                   f"params {d['params_built']} (file says {d['params_in_file']})")
+        if out is not None:
+            write_text_atomic(out / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
+    if out is not None:
+        typer.echo(f"wrote {len(specs)} model spec(s) to {out}; build them with analogmed.models.build_model")
 
 
 def register(app: typer.Typer) -> None:

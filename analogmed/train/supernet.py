@@ -207,13 +207,19 @@ def sample_distinct(supernet: Supernet, k: int, seed: int) -> list[Architecture]
 
 def rank_check(ckpt: SupernetCheckpoint, task=None, k: int = 12, epochs: int = 10, seed: int = 0,
                lr: float = 3e-3, batch_size: int = 8, augment: bool = False, recalibrate: bool = True,
+               repeats: int = 1, split: str = "val",
                progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The ranking check (module docstring). Returns (one row per architecture, summary).
 
-    Row columns: ``arch_id, label, depth, params, supernet_score, standalone_score,
-    standalone_time_s``. Summary: ``tau_b, p_value, spearman, k, epochs, seed, wall_s,
-    supernet_time_s, task``. Stand-alone training: :class:`~analogmed.train.TrainConfig` with
-    ``epochs, lr, batch_size, seed, augment``, cosine schedule, best-validation weights kept.
+    Row columns: ``arch_id, label, depth, params, supernet_score, standalone_score`` (mean over
+    ``repeats`` stand-alone trainings with seeds ``seed, seed+1, ...``), ``standalone_score_r<i>``,
+    ``standalone_time_s``. Scores are on ``split`` ("val": the issue's validation Dice; "test":
+    data that neither the best-epoch selection nor BN recalibration saw). Summary: ``tau_b,
+    p_value, spearman, k, epochs, repeats, seed, split, wall_s, supernet_time_s, task`` and, with
+    ``repeats >= 2``, ``tau_b_seeds``: tau-b between the stand-alone scores of the first two seeds
+    (how well stand-alone training ranks itself: the noise ceiling of ``tau_b``). Stand-alone
+    training: :class:`~analogmed.train.TrainConfig` with ``epochs, lr, batch_size, seed, augment``,
+    cosine schedule, best-validation weights kept.
     """
     from scipy.stats import kendalltau, spearmanr
 
@@ -222,8 +228,10 @@ def rank_check(ckpt: SupernetCheckpoint, task=None, k: int = 12, epochs: int = 1
 
     if k < 2:
         raise UserError(f"rank check: k must be >= 2 (Kendall tau needs two architectures), not {k}")
-    if epochs < 1:
-        raise UserError(f"rank check: epochs must be >= 1, not {epochs}")
+    if epochs < 1 or repeats < 1:
+        raise UserError(f"rank check: epochs and repeats must be >= 1, not {epochs}, {repeats}")
+    if split not in ("val", "test"):
+        raise UserError(f"rank check: split must be val or test, not {split!r}")
     task = task or ckpt.task()
     archs = sample_distinct(ckpt.supernet, k, seed)
     rows = []
@@ -232,22 +240,29 @@ def rank_check(ckpt: SupernetCheckpoint, task=None, k: int = 12, epochs: int = 1
         sub = ckpt.supernet.subnet(a)
         if recalibrate:
             recalibrate_bn(sub, task, batch_size)
-        s_score = evaluate_model(sub, task, "val")["score"]
+        row = {"arch_id": a.id, "label": a.label, "depth": a.depth,
+               "params": sum(p.numel() for p in sub.parameters()),
+               "supernet_score": evaluate_model(sub, task, split)["score"]}
         t1 = time.perf_counter()
-        cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device="cpu",
-                          augment=augment, progress=False)
-        st = train_model({"family": "space", "arch": a.to_dict()}, task, cfg)
-        rows.append({"arch_id": a.id, "label": a.label, "depth": a.depth,
-                     "params": sum(p.numel() for p in sub.parameters()), "supernet_score": s_score,
-                     "standalone_score": st.metrics["val"]["score"],
-                     "standalone_time_s": time.perf_counter() - t1})
+        for r in range(repeats):
+            cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed + r, device="cpu",
+                              augment=augment, progress=False)
+            st = train_model({"family": "space", "arch": a.to_dict()}, task, cfg)
+            row[f"standalone_score_r{r}"] = (st.metrics["val"]["score"] if split == "val"
+                                             else evaluate_model(st.model, task, split)["score"])
+        row["standalone_score"] = sum(row[f"standalone_score_r{r}"] for r in range(repeats)) / repeats
+        row["standalone_time_s"] = (time.perf_counter() - t1) / repeats
+        rows.append(row)
     df = pd.DataFrame(rows)
     tau = kendalltau(df["supernet_score"], df["standalone_score"], variant="b")
     rho = spearmanr(df["supernet_score"], df["standalone_score"])
-    summary = {"task": task.name, "k": k, "epochs": epochs, "seed": seed, "tau_b": float(tau.statistic),
-               "p_value": float(tau.pvalue), "spearman": float(rho.statistic),
+    summary = {"task": task.name, "k": k, "epochs": epochs, "repeats": repeats, "seed": seed, "split": split,
+               "tau_b": float(tau.statistic), "p_value": float(tau.pvalue), "spearman": float(rho.statistic),
                "wall_s": time.perf_counter() - t0, "supernet_time_s": ckpt.metrics.get("train_time_s"),
                "recalibrate_bn": recalibrate}
+    if repeats >= 2:
+        summary["tau_b_seeds"] = float(kendalltau(df["standalone_score_r0"], df["standalone_score_r1"],
+                                                  variant="b").statistic)
     return df, summary
 
 
