@@ -203,7 +203,10 @@ def test_mednasbench_config_builds_a_2d_unet(tmp_path):
         + (2 * c * 2 * c * 9 + 2 * c + 2 * 2 * c) + (2 * c * c * 4 + c) + (2 * c * c * 9 + c) + (c * c * 9 + c) \
         + (c * 3 + 3)
     assert describe(spec)["params_built"] == expected
-    assert model_id(spec).startswith("mednasbench-")
+    assert model_id(spec).startswith("mednasbench-") and "metrics" not in spec["config"]
+    f2 = tmp_path / "sample7b.json"
+    f2.write_text(json.dumps(mednas_config(metrics={"dcs": 0.2})))
+    assert model_id(load_mednasbench(f2)) == model_id(spec)
 
 
 @pytest.mark.parametrize("mutate, needle", [

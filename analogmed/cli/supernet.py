@@ -65,6 +65,8 @@ def rank(
     lr: float = typer.Option(3e-3, help="stand-alone AdamW learning rate"),
     batch_size: int = typer.Option(8, help="batch size"),
     seed: int = typer.Option(0, help="seed (architecture sample, stand-alone training)"),
+    repeats: int = typer.Option(1, help="stand-alone trainings per architecture (seeds seed, seed+1, ...), averaged"),
+    split: str = typer.Option("val", help="split both scores are measured on: val or test"),
     no_recalibrate: bool = typer.Option(False, "--no-recalibrate", help="keep the supernet's BatchNorm statistics"),
     out: Optional[Path] = typer.Option(None, help="CSV of the per-architecture scores"),
 ) -> None:
@@ -74,11 +76,14 @@ def rank(
 
     ckpt = load_supernet(supernet)
     df, s = rank_check(ckpt, k=k, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                       recalibrate=not no_recalibrate)
+                       recalibrate=not no_recalibrate, repeats=repeats, split=split)
     typer.echo(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"{s['task']}: Kendall tau-b {s['tau_b']:.3f} (p {s['p_value']:.3g}), Spearman {s['spearman']:.3f}, "
                f"K {s['k']}, E {s['epochs']}, rank check {s['wall_s']:.1f} s "
-               f"+ supernet training {s['supernet_time_s'] or 0:.1f} s (seed {s['seed']})")
+               f"+ supernet training {s['supernet_time_s'] or 0:.1f} s (seed {s['seed']}, {s['split']} split)")
+    if "tau_b_seeds" in s:
+        typer.echo(f"stand-alone seed {s['seed']} vs seed {s['seed'] + 1}: Kendall tau-b {s['tau_b_seeds']:.3f} "
+                   f"(the noise ceiling of the check)")
     if out is not None:
         with atomic_path(out) as tmp:
             df.to_csv(tmp, index=False)

@@ -38,7 +38,8 @@ from analogmed.errors import UserError
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(), "relu6": lambda: nn.ReLU6(), "leakyrelu": lambda: nn.LeakyReLU(0.01)}
 ORDERS = {1: ("conv", "norm", "act"), 2: ("act", "conv", "norm"), 3: ("norm", "act", "conv")}
-_CONV_KEYS = ("in_channels", "out_channels", "kernel_size", "stride", "dilation", "act_func", "order")
+#: Keys of a sampleN.json that :func:`load_mednasbench` keeps (``params`` only for the sanity check).
+IMPORTED_KEYS = ("id", "name", "params", "arch_config")
 
 
 def _err(where: str, msg: str) -> UserError:
@@ -204,7 +205,8 @@ def build_mednasbench(spec: dict) -> MedNasBenchUNet:
 def load_mednasbench(path: str | os.PathLike) -> dict:
     """Read a ``sampleN.json`` and return the model spec ``{"family": "mednasbench", "config": ...}``.
 
-    The spec is validated by building it once; malformed or truncated files raise :class:`UserError`.
+    Only :data:`IMPORTED_KEYS` are kept (``metrics`` and ``model_size`` are dropped, so two files that
+    differ only in their numbers give one model id). The spec is validated by building it once; malformed or truncated files raise :class:`UserError`.
     """
     p = Path(path)
     if not p.is_file():
@@ -214,6 +216,8 @@ def load_mednasbench(path: str | os.PathLike) -> dict:
     except json.JSONDecodeError as exc:
         raise UserError(f"MED-NAS-Bench file {p} is not valid JSON ({exc.msg} at line {exc.lineno}); "
                         f"is it truncated?") from None
+    if isinstance(config, dict):  # architecture only: the published metrics are not measurements
+        config = {k: v for k, v in config.items() if k in IMPORTED_KEYS}
     spec = {"family": "mednasbench", "config": config}
     try:
         build_mednasbench(spec)
