@@ -122,6 +122,8 @@ def test_candidate_shapes_and_ops_match_the_modules():
         # every op's module (latency hook) has the parameters of the candidate's module
         n_params = sum(sum(p.numel() for p in latency_op_module(o).parameters()) for o in ops)
         assert n_params == sum(p.numel() for p in m.parameters())
+    a3 = Architecture(3, 1, 2, ("L", "Identity", "A"), (8, 0, 16))
+    assert build_candidate(a3)(torch.randn(1, 1, 8, 8, 8)).shape == (1, 2, 8, 8, 8)
     c = sample_architecture(seed=1, head="classification", out_channels=14)
     assert build_candidate(c)(torch.randn(3, 1, 64, 64)).shape == (3, 14)
     assert c.ops()[-1].kind == "classify"
