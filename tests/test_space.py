@@ -273,3 +273,18 @@ def test_arch_cli_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
         code, cap = _main(monkeypatch, capsys, *args)
         assert code == 2 and needle in cap.err and cap.err.count("\n") == 1, (args, cap.err)
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "specs").exists()
+
+
+def test_check_task_names_the_mismatch():
+    from types import SimpleNamespace
+
+    from analogmed.data import get_task
+
+    task = get_task("synthetic-2d", size=16, n_train=2, n_val=1, n_test=1)
+    Architecture(2, 1, task.num_classes, ("C", "E"), (8, 16)).check_task(task)
+    with pytest.raises(UserError, match=f"out_channels=2 but task synthetic-2d needs {task.num_classes}"):
+        Architecture(2, 1, 2, ("C",), (8,)).check_task(task)
+    small = SimpleNamespace(name="small", kind="segmentation", spatial_dims=2, in_channels=1, num_classes=3,
+                            image_size=(12, 12))
+    with pytest.raises(UserError, match="does not fit depth 4"):
+        Architecture(2, 1, 3, ("C",) * 4, (8,) * 4).check_task(small)

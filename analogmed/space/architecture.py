@@ -203,6 +203,19 @@ class Architecture:
             widths.append(int(digits))
         return cls(spatial_dims, in_channels, out_channels, tuple(blocks), tuple(widths), head)
 
+    def check_task(self, task) -> None:
+        """Raise :class:`UserError` if the architecture does not fit ``task`` (an ``analogmed.data`` task):
+        spatial dims, input channels, classes (``num_classes``) and head kind must match."""
+        head = "classification" if task.kind == "classification" else "segmentation"
+        want = {"spatial_dims": task.spatial_dims, "in_channels": task.in_channels,
+                "out_channels": task.num_classes, "head": head}
+        for key, value in want.items():
+            if getattr(self, key) != value:
+                raise UserError(f"architecture {self.id} has {key}={getattr(self, key)!r} but task {task.name} "
+                                f"needs {value!r}; sample it with --{key.replace('_', '-')} {value}")
+        if head == "segmentation":
+            self.check_input_size(task.image_size)
+
     # ------------------------------------------------------------------ sizes and ops
 
     def check_input_size(self, input_size: Sequence[int]) -> tuple[int, ...]:

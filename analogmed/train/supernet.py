@@ -44,7 +44,7 @@ class SupernetConfig:
     device: "cpu", "cuda" or "auto"; progress: tqdm bar.
     """
 
-    epochs: int = 60
+    epochs: int = 200
     lr: float = 3e-3
     weight_decay: float = 1e-4
     batch_size: int = 8
