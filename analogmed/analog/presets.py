@@ -1,0 +1,255 @@
+"""Analog hardware presets: one TOML file -> one aihwkit ``TorchInferenceRPUConfig``.
+
+A preset is the single source of every device number the simulation uses. Shipped presets live in
+``hardware/`` (``analogmed.paths.data_dir("hardware")``); ``load_preset`` also takes a path to a user's
+TOML. The schema (every table optional except ``[device]``; unknown keys are errors) is documented in
+``hardware/README.md``::
+
+    name = "pcm"                       # defaults to the file stem
+    description = "..."
+    [device]       noise_model = "pcm" | "reram" | "hermes" | "none", g_max_us, prog/read/drift scales
+    [drift_compensation] kind = "global" | "none"
+    [forward]      is_perfect, inp_res_bits, out_res_bits, out_noise, inp_bound, out_bound,
+                   bound_management, noise_management
+    [input_range]  enable, calibrate = "none" | "max" | "cache_quantile" | "moving_std", quantile, batches
+    [mapping]      tile_rows (crossbar inputs), tile_cols (crossbar outputs), digital_bias,
+                   weight_scaling_omega, weight_scaling_columnwise
+    [training]     the hardware-aware training recipe: weight_noise_type, weight_noise, clip_type,
+                   clip_sigma, clip_fixed_value, remap, learn_input_range
+"""
+from __future__ import annotations
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from analogmed.errors import UserError
+from analogmed.paths import data_dir
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceSection(_Strict):
+    """The conductance device: which aihwkit noise model programs and drifts the weights."""
+
+    noise_model: Literal["pcm", "reram", "hermes", "none"]
+    g_max_us: float | None = Field(None, gt=0, description="max conductance (uS); None = model default")
+    prog_noise_scale: float = Field(1.0, ge=0)
+    read_noise_scale: float = Field(1.0, ge=0)
+    drift_scale: float = Field(1.0, ge=0)
+    num_devices: Literal[1, 2] = 2  # HERMES only: devices per weight (2 = MSF programming)
+
+
+class DriftCompensationSection(_Strict):
+    kind: Literal["global", "none"] = "global"
+
+
+class ForwardSection(_Strict):
+    """Peripheral (DAC/ADC) settings of one analog MVM."""
+
+    is_perfect: bool = False
+    inp_res_bits: int = Field(8, ge=1, le=24, description="DAC resolution; step = 1 / (2**bits - 2)")
+    out_res_bits: int = Field(8, ge=1, le=24, description="ADC resolution; step = 1 / (2**bits - 2)")
+    out_noise: float = Field(0.04, ge=0)
+    inp_bound: float = Field(1.0, gt=0)
+    out_bound: float = Field(10.0, gt=0)
+    bound_management: Literal["none", "iterative"] = "none"
+    noise_management: Literal["none", "abs_max"] = "none"
+
+
+class InputRangeSection(_Strict):
+    """Static input ranges (the DAC's full-scale value per tile), calibrated after conversion."""
+
+    enable: bool = True
+    calibrate: Literal["none", "max", "cache_quantile", "moving_std"] = "cache_quantile"
+    quantile: float = Field(0.995, gt=0, le=1)
+    batches: int = Field(4, ge=1, description="training batches used for calibration")
+
+
+class MappingSection(_Strict):
+    tile_rows: int = Field(512, ge=1, description="crossbar rows = inputs per tile")
+    tile_cols: int = Field(512, ge=1, description="crossbar columns = outputs per tile")
+    digital_bias: bool = True
+    weight_scaling_omega: float = Field(1.0, ge=0)
+    weight_scaling_columnwise: bool = True
+
+
+class TrainingSection(_Strict):
+    """Hardware-aware training recipe (aihwkit HWA tutorial / AnalogNAS reference)."""
+
+    weight_noise_type: Literal["add_normal", "mult_normal", "none"] = "add_normal"
+    weight_noise: float = Field(0.06, ge=0)
+    clip_type: Literal["fixed_value", "layer_gaussian", "none"] = "fixed_value"
+    clip_fixed_value: float = Field(1.0, gt=0)
+    clip_sigma: float = Field(2.5, gt=0)
+    remap: Literal["layerwise", "channelwise", "none"] = "channelwise"
+    learn_input_range: bool = True
+    input_range_init: float = Field(3.0, gt=0)
+
+
+class PresetFile(_Strict):
+    name: str | None = None
+    description: str = ""
+    device: DeviceSection
+    drift_compensation: DriftCompensationSection = DriftCompensationSection()
+    forward: ForwardSection = ForwardSection()
+    input_range: InputRangeSection = InputRangeSection()
+    mapping: MappingSection = MappingSection()
+    training: TrainingSection = TrainingSection()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A validated hardware preset. ``rpu_config()`` builds a fresh aihwkit config every call."""
+
+    name: str
+    path: Path
+    spec: PresetFile
+
+    # --- the numbers other parts read directly -------------------------------------------------
+    @property
+    def tile_rows(self) -> int:
+        """Crossbar rows (inputs) per tile."""
+        return self.spec.mapping.tile_rows
+
+    @property
+    def tile_cols(self) -> int:
+        """Crossbar columns (outputs) per tile."""
+        return self.spec.mapping.tile_cols
+
+    @property
+    def has_noise_model(self) -> bool:
+        """False for the ideal preset (nothing to be robust against)."""
+        return self.spec.device.noise_model != "none"
+
+    @property
+    def is_ideal(self) -> bool:
+        return not self.has_noise_model and self.spec.forward.is_perfect
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the preset (recorded next to results and in checkpoints)."""
+        return {"name": self.name, **self.spec.model_dump(mode="json", exclude={"name"})}
+
+    # --- aihwkit ---------------------------------------------------------------------------------
+    def noise_model(self):
+        """The aihwkit noise model (programming noise, drift, read noise) of the device."""
+        from aihwkit.inference import PCMLikeNoiseModel
+        from aihwkit.inference.noise.hermes import HermesNoiseModel
+        from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
+
+        d = self.spec.device
+        if d.noise_model == "pcm":
+            return PCMLikeNoiseModel(g_max=d.g_max_us or 25.0, prog_noise_scale=d.prog_noise_scale,
+                                     read_noise_scale=d.read_noise_scale, drift_scale=d.drift_scale)
+        if d.noise_model == "hermes":
+            return HermesNoiseModel(num_devices=d.num_devices, g_max=d.g_max_us,
+                                    prog_noise_scale=d.prog_noise_scale,
+                                    read_noise_scale=d.read_noise_scale, drift_scale=d.drift_scale)
+        if d.noise_model == "reram":
+            kw = {"g_max": d.g_max_us} if d.g_max_us else {}
+            return ReRamWan2022NoiseModel(noise_scale=d.prog_noise_scale, **kw)
+        # "none": a PCM model with every noise and drift term switched off (exact programming).
+        return PCMLikeNoiseModel(g_max=d.g_max_us or 25.0, prog_noise_scale=0.0,
+                                 read_noise_scale=0.0, drift_scale=0.0)
+
+    def rpu_config(self, hwa: bool = False):
+        """A fresh ``TorchInferenceRPUConfig`` for inference (``hwa=False``) or for hardware-aware
+        training (``hwa=True``: weight-noise injection, clipping, remapping, learned input ranges
+        from the ``[training]`` table)."""
+        from aihwkit.inference import GlobalDriftCompensation
+        from aihwkit.simulator.configs import TorchInferenceRPUConfig
+        from aihwkit.simulator.parameters.enums import (BoundManagementType, NoiseManagementType,
+                                                        WeightClipType, WeightModifierType,
+                                                        WeightRemapType)
+
+        s = self.spec
+        rpu = TorchInferenceRPUConfig()
+        rpu.noise_model = self.noise_model()
+        rpu.drift_compensation = GlobalDriftCompensation() if s.drift_compensation.kind == "global" else None
+        f = rpu.forward
+        f.is_perfect = s.forward.is_perfect
+        f.inp_res = 1.0 / (2 ** s.forward.inp_res_bits - 2)
+        f.out_res = 1.0 / (2 ** s.forward.out_res_bits - 2)
+        f.out_noise = s.forward.out_noise
+        f.inp_bound = s.forward.inp_bound
+        f.out_bound = s.forward.out_bound
+        f.bound_management = {"none": BoundManagementType.NONE,
+                              "iterative": BoundManagementType.ITERATIVE}[s.forward.bound_management]
+        f.noise_management = {"none": NoiseManagementType.NONE,
+                              "abs_max": NoiseManagementType.ABS_MAX}[s.forward.noise_management]
+        m = rpu.mapping
+        m.max_input_size, m.max_output_size = s.mapping.tile_rows, s.mapping.tile_cols
+        m.digital_bias = s.mapping.digital_bias
+        m.weight_scaling_omega = s.mapping.weight_scaling_omega
+        m.weight_scaling_columnwise = s.mapping.weight_scaling_columnwise
+        ir = rpu.pre_post.input_range
+        ir.enable = s.input_range.enable and not s.forward.is_perfect
+        ir.learn_input_range = False
+        ir.init_from_data = 0
+        if hwa:
+            t = s.training
+            if not self.has_noise_model:
+                raise UserError(f"preset {self.name!r} has no device noise model, so hardware-aware "
+                                "training has nothing to train against; use e.g. --preset pcm")
+            rpu.modifier.type = {"add_normal": WeightModifierType.ADD_NORMAL,
+                                 "mult_normal": WeightModifierType.MULT_NORMAL,
+                                 "none": WeightModifierType.NONE}[t.weight_noise_type]
+            rpu.modifier.std_dev = t.weight_noise
+            rpu.clip.type = {"fixed_value": WeightClipType.FIXED_VALUE,
+                             "layer_gaussian": WeightClipType.LAYER_GAUSSIAN,
+                             "none": WeightClipType.NONE}[t.clip_type]
+            rpu.clip.fixed_value = t.clip_fixed_value
+            rpu.clip.sigma = t.clip_sigma
+            rpu.remap.type = {"layerwise": WeightRemapType.LAYERWISE_SYMMETRIC,
+                              "channelwise": WeightRemapType.CHANNELWISE_SYMMETRIC,
+                              "none": WeightRemapType.NONE}[t.remap]
+            ir.enable = True
+            ir.learn_input_range = t.learn_input_range
+            ir.init_value = t.input_range_init
+            ir.init_from_data = 10
+        return rpu
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped presets (``hardware/*.toml``)."""
+    return sorted(p.stem for p in data_dir("hardware").glob("*.toml"))
+
+
+def load_preset(name_or_path: str | Path | Preset) -> Preset:
+    """Load a shipped preset by name (``"pcm"``) or a user's TOML by path; validate it.
+
+    Raises :class:`UserError` (one line) for an unknown name, a missing file, malformed TOML or
+    unknown / invalid keys.
+    """
+    if isinstance(name_or_path, Preset):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.exists()):
+        path = data_dir("hardware") / f"{text}.toml"
+        if not path.exists():
+            raise UserError(f"unknown preset {text!r}; shipped presets: {', '.join(list_presets())} "
+                            "(or give the path of a preset TOML)")
+    if not path.is_file():
+        raise UserError(f"preset file {path} does not exist; give a shipped name "
+                        f"({', '.join(list_presets())}) or an existing TOML path")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"preset file {path} is not valid TOML ({exc}); fix the syntax") from None
+    try:
+        spec = PresetFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise UserError(f"preset file {path}: {where}: {err['msg']} (see hardware/README.md for the "
+                        "schema)") from None
+    return Preset(name=spec.name or path.stem, path=path, spec=spec)
