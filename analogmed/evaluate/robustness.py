@@ -1,0 +1,204 @@
+"""Drift robustness of a trained network on analog hardware (AnalogNAS metrics).
+
+A *repetition* is a freshly programmed hardware instance (new programming noise and drift
+coefficients); each instance is then drifted to every time of the grid and scored on the task.
+
+Metrics (:func:`summarize`), per (model_id, task, preset):
+
+- ``score_1s``: mean task score (Dice for segmentation, F1 for classification) at t = 1 s;
+- ``score_1d_mean`` / ``score_1d_std``: mean and sample standard deviation (ddof = 1, NaN for one
+  repetition) over repetitions at t = 1 day (86 400 s);
+- ``avm`` (accuracy variation over one month) = ``score(1 s) - score(30 d)`` (means over
+  repetitions). **Positive AVM = the network lost accuracy over the month**;
+- ``mean_<t>`` / ``std_<t>`` at every time of the grid (labels from :func:`time_label`);
+- ``digital_score``: the same network evaluated digitally, for reference.
+
+Seeds: repetition ``r`` is programmed with ``derive_seed(seed, "program", r)``, drifted with
+``derive_seed(seed, "drift", r, t)`` and evaluated (output noise) under
+``derive_seed(seed, "eval", r, t)``: the same seed gives bit-identical tables.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from analogmed.errors import UserError
+from analogmed.seeding import derive_seed
+
+MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86_400.0, 604_800.0
+MONTH = 30 * DAY
+YEAR = 365 * DAY
+#: Default drift-time grid (s): 1 s, 1 h, 1 d, 1 w, 30 d, 90 d, 180 d, 365 d.
+DEFAULT_TIMES_S = (1.0, HOUR, DAY, WEEK, MONTH, 90 * DAY, 180 * DAY, YEAR)
+#: Times every study includes so the summary metrics exist.
+REQUIRED_TIMES_S = (1.0, DAY, MONTH)
+
+
+def month_grid(months: int) -> tuple[float, ...]:
+    """1 s, 1 h, 1 d, 1 w, then every 30-day month up to ``months`` (s)."""
+    if months < 1:
+        raise UserError(f"--months {months} is invalid; give a number of months >= 1")
+    return (1.0, HOUR, DAY, WEEK) + tuple(MONTH * k for k in range(1, months + 1))
+
+
+def check_times(times_s: Sequence[float]) -> tuple[float, ...]:
+    """Validated, sorted, de-duplicated grid that contains 1 s, 1 d and 30 d."""
+    out = []
+    for t in times_s:
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise UserError(f"drift time {t!r} is not a number of seconds") from None
+        if not math.isfinite(t) or t < 0:
+            raise UserError(f"drift time {t!r} s is invalid; times must be >= 0 seconds")
+        out.append(t)
+    return tuple(sorted(set(out) | set(REQUIRED_TIMES_S)))
+
+
+def time_label(t_s: float) -> str:
+    """Short label of a time in seconds: ``1s``, ``1h``, ``1d``, ``1w``, ``30d``, ``365d``..."""
+    t = float(t_s)
+    for unit, name in ((DAY, "d"), (HOUR, "h"), (MINUTE, "min")):
+        if t >= unit and (t / unit).is_integer():
+            if name == "d" and t / DAY == 7:
+                return "1w"
+            return f"{int(t / unit)}{name}"
+    return f"{t:g}s"
+
+
+def calibration_batches(task, n_batches: int, batch_size: int = 8) -> list[torch.Tensor]:
+    """The first ``n_batches`` un-augmented training batches (inputs only), in split order."""
+    ds = task.dataset("train", augment=False)
+    n = min(len(ds), n_batches * batch_size)
+    items = [ds[i]["image"] for i in range(n)]
+    return [torch.stack(items[i:i + batch_size]) for i in range(0, n, batch_size)]
+
+
+def prepare_analog(model: nn.Module, task, preset, hwa: bool = False) -> nn.Module:
+    """Convert ``model`` to analog on ``preset`` and calibrate its input ranges on ``task``'s train split."""
+    from analogmed.analog import calibrate, load_preset, to_analog
+
+    preset = load_preset(preset)
+    amodel = to_analog(model, preset, hwa=hwa)
+    calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset)
+    return amodel
+
+
+def evaluate_instance(amodel: nn.Module, task, times_s: Sequence[float], repetition: int, seed: int,
+                      split: str = "val", batch_size: int = 8) -> list[dict]:
+    """Program one hardware instance (repetition ``repetition``), drift it to every t and score it.
+
+    Returns one dict per t: ``t_inference_s``, ``repetition``, ``seed`` (the study seed),
+    ``program_seed``, ``score`` and the per-class metrics of :func:`evaluate_model`, ``wall_s``.
+    """
+    from analogmed.analog import drift, program
+    from analogmed.evaluate.metrics import evaluate_model
+
+    prog_seed = derive_seed(seed, "program", repetition)
+    program(amodel, prog_seed)
+    rows = []
+    for t in times_s:
+        t0 = time.perf_counter()
+        drift(amodel, t, derive_seed(seed, "drift", repetition, repr(float(t))))
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(derive_seed(seed, "eval", repetition, repr(float(t))))
+            scores = evaluate_model(amodel, task, split=split, batch_size=batch_size)
+        rows.append({"t_inference_s": float(t), "repetition": int(repetition), "seed": int(seed),
+                     "program_seed": prog_seed, **scores, "wall_s": time.perf_counter() - t0})
+    return rows
+
+
+def drift_study(model: nn.Module, task, preset, times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 5,
+                seed: int = 0, split: str = "val", model_id: str = "model", progress: bool = True,
+                batch_size: int = 8) -> pd.DataFrame:
+    """Score ``model`` on ``repeats`` programmed instances of ``preset`` at every drift time.
+
+    Returns one row per (t_inference_s, repetition) with columns ``model_id, task, preset,
+    t_inference_s, repetition, seed, program_seed, score, <per-class metrics>, digital_score, wall_s``.
+    """
+    from analogmed.analog import load_preset
+    from analogmed.evaluate.metrics import evaluate_model
+
+    if int(repeats) < 1:
+        raise UserError(f"repeats {repeats} is invalid; use at least 1 hardware instance")
+    times = check_times(times_s)
+    preset = load_preset(preset)
+    digital = evaluate_model(model, task, split=split, batch_size=batch_size)["score"]
+    amodel = prepare_analog(model, task, preset)
+    rows = []
+    bar = tqdm(total=repeats * len(times), desc=f"drift {model_id} on {preset.name}", unit="eval",
+               disable=not progress)
+    for r in range(int(repeats)):
+        for row in evaluate_instance(amodel, task, times, r, seed, split, batch_size):
+            rows.append(row)
+            bar.update(1)
+    bar.close()
+    df = pd.DataFrame(rows)
+    df.insert(0, "preset", preset.name)
+    df.insert(0, "task", task.name)
+    df.insert(0, "model_id", model_id)
+    df["digital_score"] = digital
+    return df
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model_id, task, preset): the robustness metrics (see module docstring)."""
+    if df.empty:
+        raise UserError("no drift results to summarise")
+    keys = [k for k in ("model_id", "task", "preset") if k in df.columns]
+    out = []
+    for key, g in df.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        stats = g.groupby("t_inference_s")["score"].agg(["mean", "std", "count"])
+        row = dict(zip(keys, key))
+        row["repeats"] = int(g["repetition"].nunique())
+
+        def at(t, col="mean"):
+            return float(stats.loc[t, col]) if t in stats.index else float("nan")
+
+        row["digital_score"] = float(g["digital_score"].iloc[0]) if "digital_score" in g else float("nan")
+        row["score_1s"] = at(1.0)
+        row["score_1d_mean"] = at(DAY)
+        row["score_1d_std"] = at(DAY, "std")
+        row["score_30d"] = at(MONTH)
+        row["avm"] = row["score_1s"] - row["score_30d"]
+        for t in stats.index:
+            row[f"mean_{time_label(t)}"] = float(stats.loc[t, "mean"])
+            row[f"std_{time_label(t)}"] = float(stats.loc[t, "std"])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def curve(df: pd.DataFrame) -> pd.DataFrame:
+    """Long table for plotting: (model_id, task, preset, t_inference_s) -> mean, std, n."""
+    keys = [k for k in ("model_id", "task", "preset") if k in df.columns]
+    g = df.groupby(keys + ["t_inference_s"], sort=False)["score"]
+    return g.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """Human-readable table of the headline metrics and the curve (3 decimals)."""
+    lines = []
+    for _, r in summary.iterrows():
+        lines.append(f"{r.get('model_id', '')} on {r.get('task', '')}, preset {r.get('preset', '')}, "
+                     f"{r['repeats']} hardware instances")
+        lines.append(f"  digital score      {r['digital_score']:.3f}")
+        lines.append(f"  score at 1 s       {r['score_1s']:.3f}")
+        lines.append(f"  1-day score        {r['score_1d_mean']:.3f} +/- {_fmt(r['score_1d_std'])} (std)")
+        lines.append(f"  AVM (1 s - 30 d)   {r['avm']:+.3f}   (positive = lost over the month)")
+        times = [c[5:] for c in summary.columns if c.startswith("mean_") and not np.isnan(r[c])]
+        lines.append("  t       " + " ".join(f"{t:>7}" for t in times))
+        lines.append("  mean    " + " ".join(f"{r['mean_' + t]:7.3f}" for t in times))
+        lines.append("  std     " + " ".join(f"{_fmt(r['std_' + t]):>7}" for t in times))
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if v != v else f"{v:.3f}"
