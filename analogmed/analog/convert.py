@@ -89,11 +89,12 @@ def to_analog(model: nn.Module, preset: str | Preset, hwa: bool = False) -> nn.M
     return amodel.eval()
 
 
-def calibrate(amodel: nn.Module, batches: Iterable[torch.Tensor], preset: str | Preset) -> None:
+def calibrate(amodel: nn.Module, batches: Iterable[torch.Tensor], preset: str | Preset, seed: int = 0) -> None:
     """Set every tile's static input range from data (aihwkit ``calibrate_input_ranges``).
 
     ``batches``: input tensors [B, C, *S] (e.g. a few training batches). No-op when the preset
-    disables input ranges or calibration. Run it before :func:`program`.
+    disables input ranges or calibration. Run it before :func:`program`. ``seed`` fixes aihwkit's
+    sub-sampling of the cached inputs.
     """
     from aihwkit.inference.calibration import InputRangeCalibrationType, calibrate_input_ranges
 
@@ -104,7 +105,8 @@ def calibrate(amodel: nn.Module, batches: Iterable[torch.Tensor], preset: str | 
     kind = {"max": InputRangeCalibrationType.MAX, "cache_quantile": InputRangeCalibrationType.CACHE_QUANTILE,
             "moving_std": InputRangeCalibrationType.MOVING_STD}[ir.calibrate]
     loader = [((x,), {}) for x in batches]
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
         calibrate_input_ranges(amodel, kind, loader, quantile=ir.quantile)
     amodel.eval()
 

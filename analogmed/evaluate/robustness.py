@@ -81,13 +81,15 @@ def calibration_batches(task, n_batches: int, batch_size: int = 8) -> list[torch
     return [torch.stack(items[i:i + batch_size]) for i in range(0, n, batch_size)]
 
 
-def prepare_analog(model: nn.Module, task, preset, hwa: bool = False) -> nn.Module:
-    """Convert ``model`` to analog on ``preset`` and calibrate its input ranges on ``task``'s train split."""
+def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = False) -> nn.Module:
+    """Convert ``model`` to analog on ``preset`` and calibrate its input ranges on ``task``'s train split
+    (calibration sub-sampling seeded with ``derive_seed(seed, "calibrate")``)."""
     from analogmed.analog import calibrate, load_preset, to_analog
 
     preset = load_preset(preset)
     amodel = to_analog(model, preset, hwa=hwa)
-    calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset)
+    calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset,
+              seed=derive_seed(seed, "calibrate"))
     return amodel
 
 
@@ -131,7 +133,7 @@ def drift_study(model: nn.Module, task, preset, times_s: Sequence[float] = DEFAU
     times = check_times(times_s)
     preset = load_preset(preset)
     digital = evaluate_model(model, task, split=split, batch_size=batch_size)["score"]
-    amodel = prepare_analog(model, task, preset)
+    amodel = prepare_analog(model, task, preset, seed=seed)
     rows = []
     bar = tqdm(total=repeats * len(times), desc=f"drift {model_id} on {preset.name}", unit="eval",
                disable=not progress)
