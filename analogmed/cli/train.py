@@ -1,7 +1,6 @@
 """``analogmed train``: digital training of a zoo network or a search-space candidate."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,7 +10,7 @@ import typer
 def train(
     task: str = typer.Option(..., help="task name (see `analogmed data list`)"),
     model: str = typer.Option("basic-unet", help="zoo model name, or 'space' with --arch"),
-    arch: Optional[Path] = typer.Option(None, help="architecture JSON file (search-space candidate)"),
+    arch: Optional[str] = typer.Option(None, help="search-space candidate: architecture JSON file or label (e.g. C16-E32-C64)"),
     size_preset: str = typer.Option("small", "--preset", help="zoo preset: small or base"),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="task option key=value"),
     spatial_dims: int = typer.Option(2, help="2 or 3"),
@@ -37,12 +36,12 @@ def train(
     kw.setdefault("seed", seed)
     t = get_task(task, **kw)
     if arch is not None:
-        if not arch.is_file():
-            raise UserError(f"--arch {arch} does not exist; pass an architecture JSON file")
-        try:
-            spec = {"family": "space", "arch": json.loads(arch.read_text())}
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--arch {arch} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        from analogmed.cli.arch import resolve
+
+        head = "classification" if t.kind == "classification" else "segmentation"
+        a = resolve(arch, t.spatial_dims, t.in_channels, t.num_classes, head)
+        a.check_task(t)
+        spec = {"family": "space", "arch": a.to_dict()}
     else:
         if model not in ZOO_NAMES:
             raise UserError(f"unknown model {model!r}; valid models: {', '.join(ZOO_NAMES)} (or --arch FILE)")
