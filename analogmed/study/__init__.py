@@ -1,1 +1,11 @@
-"""analogmed.study"""
+"""analogmed.study: study files (config), the SQLite results store, the runner and its executors.
+
+>>> from analogmed.study import load_study, run_study
+>>> res = run_study("studies/drift-months.toml", workers=2)   # resumable; res.table, res.figures
+"""
+from analogmed.study.config import StudyConfig, load_study, parse_study
+from analogmed.study.runner import Job, export_table, open_results, run_job, run_study
+from analogmed.study.store import Store
+
+__all__ = ["Job", "Store", "StudyConfig", "export_table", "load_study", "open_results", "parse_study",
+           "run_job", "run_study"]

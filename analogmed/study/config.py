@@ -1,0 +1,155 @@
+"""Study files (TOML) -> a validated :class:`StudyConfig` (pydantic; unknown keys are errors).
+
+A study is the cross product  models x tasks x presets x repetitions, each hardware instance
+drifted to every time of the grid. Format (see ``studies/README.md``)::
+
+    name = "drift-months"          # study name (results go to runs/studies/<name>/)
+    seed = 0                       # base seed: training, programming, drift and read noise
+    repetitions = 3                # hardware instances per (model, task, preset)
+    presets = ["pcm", "reram"]     # hardware/*.toml names or TOML paths
+    split = "val"                  # split that is scored
+    months = 12                    # drift grid: 1 s, 1 h, 1 d, 1 w, every 30 d up to 12 months
+    # times_s = [1, 3600, 86400]   # ... or explicit times in seconds (1 s, 1 d, 30 d always added)
+
+    [train]                        # analogmed.train.TrainConfig for models that are trained here
+    epochs = 30
+    lr = 3e-3
+
+    [[tasks]]                      # analogmed.data.get_task(**table)
+    name = "mni152-tissue"
+    spatial_dims = 2
+    size = 32
+
+    [[models]]                     # exactly one of arch / zoo / checkpoint
+    arch = "C16-E32-C64"           # search-space label (analogmed.space.Architecture.from_label)
+    group = "pyramidal"            # optional tag used by the figures (e.g. isotropic vs pyramidal)
+    [[models]]
+    zoo = "unet"                   # analogmed.models.zoo name, size "small"
+    [[models]]
+    checkpoint = "runs/x.pt"       # a trained checkpoint: evaluated on its own task
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from analogmed.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainSection(_Strict):
+    """Training recipe for models built from ``arch``/``zoo`` (fields of :class:`analogmed.train.TrainConfig`)."""
+
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(8, ge=1)
+    augment: bool = True
+    schedule: str = "cosine"
+
+
+class ModelEntry(_Strict):
+    """One network: a search-space ``arch`` label, a ``zoo`` name, or a trained ``checkpoint`` path."""
+
+    arch: Optional[str] = None
+    zoo: Optional[str] = None
+    size: str = "small"
+    checkpoint: Optional[str] = None
+    group: Optional[str] = None
+    label: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in ("arch", "zoo", "checkpoint") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of arch, zoo or checkpoint")
+        return self
+
+    @property
+    def name(self) -> str:
+        """Display label (``label`` or the arch/zoo/checkpoint string)."""
+        return self.label or self.arch or self.zoo or Path(self.checkpoint).stem
+
+
+class StudyConfig(_Strict):
+    """A validated study file (see module docstring)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    seed: int = 0
+    repetitions: int = Field(3, ge=1)
+    presets: list[str] = Field(min_length=1)
+    split: Literal["train", "val", "test"] = "val"
+    months: Optional[int] = Field(None, ge=1)
+    times_s: Optional[list[float]] = None
+    batch_size: int = Field(8, ge=1)
+    train: TrainSection = TrainSection()
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    models: list[ModelEntry] = Field(min_length=1)
+    plots: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.months is not None and self.times_s is not None:
+            raise ValueError("give either months or times_s, not both")
+        if any(not m.checkpoint for m in self.models) and not self.tasks:
+            raise ValueError("models built from arch/zoo need at least one [[tasks]] table")
+        for t in self.tasks:
+            if "name" not in t:
+                raise ValueError("every [[tasks]] table needs a name (e.g. name = \"mni152-tissue\")")
+        return self
+
+    def grid(self) -> tuple[float, ...]:
+        """The drift-time grid (s), always containing 1 s, 1 d and 30 d."""
+        from analogmed.evaluate.robustness import DEFAULT_TIMES_S, check_times, month_grid
+
+        if self.times_s is not None:
+            return check_times(self.times_s)
+        return check_times(month_grid(self.months) if self.months is not None else DEFAULT_TIMES_S)
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) of everything that changes results (not ``description``/``plots``)."""
+        blob = self.model_dump(exclude={"description", "plots"})
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fmt_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key; check the spelling against studies/README.md"
+    return f"study file {source}: {loc}: {msg}"
+
+
+def parse_study(data: dict[str, Any], source: str = "<dict>") -> StudyConfig:
+    """Validate a parsed study dict (UserError with the key path on the first problem)."""
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_fmt_error(exc, source)) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study TOML file (a bare name is looked up in the shipped ``studies/``)."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" :
+        from analogmed.paths import data_dir
+
+        cand = data_dir("studies") / f"{p.name}.toml"
+        p = cand if cand.exists() else p
+    if not p.is_file():
+        raise UserError(f"study file {path} not found; give a path to a .toml study file")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"study file {p}: malformed TOML ({exc}); fix the syntax") from None
+    return parse_study(data, str(p))

@@ -1,0 +1,170 @@
+"""Results store: one SQLite database (WAL journal) per study.
+
+Tables:
+
+- ``meta(key, value)``: ``study`` (name), ``fingerprint`` (of the study config), ``config`` (JSON);
+- ``models(model_key, model_id, task, label, grp, spec)``: the networks of the study;
+- ``results``: one row per evaluation, primary key (model_key, task, preset, t_inference_s, repetition),
+  columns ``study, model_key, model_id, task, preset, t_inference_s, repetition, seed, program_seed,
+  score, metrics`` (JSON of every metric of :func:`analogmed.evaluate.metrics.evaluate_model`),
+  ``digital_score, wall_s, versions`` (JSON: python, torch, aihwkit, analogmed), ``finished_at`` (UTC).
+
+Durability: the rows of one hardware instance (all its drift times) are written in one transaction
+(``synchronous=FULL``), so a kill at any moment (``kill -9``) leaves every finished instance and no half
+row; resuming recomputes only missing instances. Results do not depend on the order of evaluation
+(every draw is seeded from (seed, repetition, t)), so a resumed study ends with the same table.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from analogmed.errors import UserError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    model_key TEXT PRIMARY KEY, model_id TEXT NOT NULL, task TEXT NOT NULL, label TEXT,
+    grp TEXT, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    study TEXT NOT NULL, model_key TEXT NOT NULL, model_id TEXT NOT NULL, task TEXT NOT NULL,
+    preset TEXT NOT NULL, t_inference_s REAL NOT NULL, repetition INTEGER NOT NULL,
+    seed INTEGER NOT NULL, program_seed INTEGER NOT NULL, score REAL NOT NULL, metrics TEXT NOT NULL,
+    digital_score REAL, wall_s REAL NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (model_key, task, preset, t_inference_s, repetition));
+"""
+
+#: Columns that vary between identical runs (excluded when comparing tables).
+VOLATILE_COLUMNS = ("wall_s", "finished_at", "versions")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that produce the numbers."""
+    import platform
+
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "aihwkit", "monai", "analogmed"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - a missing version is recorded as unknown
+            out[mod] = "unknown"
+    return out
+
+
+class Store:
+    """A study's SQLite results database. Open with :meth:`open`; use as a context manager."""
+
+    def __init__(self, path: str | Path, conn: sqlite3.Connection):
+        self.path = Path(path)
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True) -> "Store":
+        """Open (or create) the database at ``path`` in WAL mode."""
+        path = Path(path)
+        if not create and not path.is_file():
+            raise UserError(f"results database {path} not found; run the study first (analogmed study run FILE)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"results database {path} cannot be opened ({exc}); "
+                            f"give a study database or remove the file") from None
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- meta ---------------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    def bind(self, study: str, fingerprint: str, config: dict) -> None:
+        """Tie the database to one study config; UserError if it holds results of a different one."""
+        meta = self.meta()
+        if meta.get("fingerprint") and meta["fingerprint"] != fingerprint:
+            if self.count() > 0:
+                raise UserError(f"study file {study!r} changed after results exist in {self.path}; "
+                                f"restore it, give it a new name, or run with --new to start over")
+        with self._tx():
+            for k, v in (("study", study), ("fingerprint", fingerprint),
+                         ("config", json.dumps(config, sort_keys=True))):
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
+
+    def add_model(self, model_key: str, model_id: str, task: str, label: str, group: str | None,
+                  spec: dict) -> None:
+        with self._tx():
+            self.conn.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?)",
+                              (model_key, model_id, task, label, group, json.dumps(spec, sort_keys=True)))
+
+    # -- results ------------------------------------------------------------------------------
+    def _tx(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store.conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, *_):
+                store.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+        return _Tx()
+
+    def done_instances(self) -> set[tuple[str, str, str, int]]:
+        """(model_key, task, preset, repetition) of every stored hardware instance."""
+        rows = self.conn.execute("SELECT DISTINCT model_key, task, preset, repetition FROM results")
+        return {(a, b, c, int(d)) for a, b, c, d in rows}
+
+    def add_rows(self, study: str, rows: Iterable[dict]) -> int:
+        """Insert the rows of one hardware instance in one transaction (existing keys are kept)."""
+        vers = json.dumps(versions(), sort_keys=True)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        base = {"model_key", "model_id", "task", "preset", "t_inference_s", "repetition", "seed",
+                "program_seed", "score", "digital_score", "wall_s"}
+        vals = []
+        for r in rows:
+            metrics = {k: float(v) for k, v in r.items() if k not in base}
+            vals.append((study, r["model_key"], r["model_id"], r["task"], r["preset"], float(r["t_inference_s"]),
+                         int(r["repetition"]), int(r["seed"]), int(r["program_seed"]), float(r["score"]),
+                         json.dumps(metrics, sort_keys=True), r.get("digital_score"), float(r["wall_s"]),
+                         vers, now))
+        try:
+            with self._tx():
+                self.conn.executemany("INSERT OR IGNORE INTO results VALUES "
+                                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", vals)
+        except sqlite3.OperationalError as exc:  # disk full, read-only... the transaction is rolled back
+            raise UserError(f"cannot write results to {self.path} ({exc}); free disk space and resume "
+                            f"(finished evaluations are kept)") from None
+        return len(vals)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def table(self, with_metrics: bool = True) -> pd.DataFrame:
+        """Every result row as a DataFrame, sorted by key; ``metrics`` JSON expanded into columns;
+        ``label`` and ``group`` of the model joined in."""
+        df = pd.read_sql_query(
+            "SELECT r.*, m.label AS label, m.grp AS model_group FROM results r "
+            "LEFT JOIN models m USING (model_key) "
+            "ORDER BY r.model_key, r.task, r.preset, r.t_inference_s, r.repetition", self.conn)
+        if with_metrics and not df.empty:
+            extra = pd.DataFrame([json.loads(m) for m in df["metrics"]], index=df.index)
+            df = pd.concat([df.drop(columns=["metrics"]), extra], axis=1)
+        return df
+
+    def models(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM models ORDER BY model_key", self.conn)
