@@ -193,7 +193,7 @@ def test_cli_status_export_plot(reference, tmp_path):
     r = CliRunner().invoke(app, ["plot", str(ref_dir), "--out", str(tmp_path / "fig")])
     assert r.exit_code == 0, r.output
     names = {p.name for p in (tmp_path / "fig").iterdir()}
-    assert {"drift_synthetic-2d.png", "drift_synthetic-2d.pdf", "groups_synthetic-2d.png", "summary.csv"} <= names
+    assert {"drift_synthetic-2d_pcm.png", "drift_synthetic-2d_hermes.pdf", "groups_synthetic-2d.png", "summary.csv"} <= names
     summary = pd.read_csv(tmp_path / "fig" / "summary.csv")
     assert len(summary) == 4 and set(summary["model_group"]) == {"isotropic", "pyramidal"}
     assert (summary["avm"] - (summary["score_1s"] - summary["score_30d"])).abs().max() < 1e-12

@@ -1,8 +1,8 @@
 """Figures of a study (``analogmed plot STUDY_OR_DB``), all in the house style of :mod:`analogmed.plots.style`.
 
 - ``summary.csv``: robustness metrics per (model, task, preset) (:func:`analogmed.evaluate.robustness.summarize`);
-- ``drift_<task>``: drift curves, Dice vs log time, mean +/- std over hardware instances, one line per
-  (model, preset) (:func:`analogmed.plots.drift.plot_drift_curves`);
+- ``drift_<task>_<preset>``: drift curves, Dice vs log time, mean +/- std over hardware instances, one
+  line per model, dashed = its digital score (:func:`analogmed.plots.drift.plot_drift_curves`);
 - ``groups_<task>``: model groups (e.g. isotropic vs pyramidal, the ``group`` key of the study's
   models): 1-day score and AVM per model, coloured by group (only when the study has >= 2 groups);
 - ``latency_<task>_<preset>``: AVM vs latency and 1-day score vs latency per digital platform, with
@@ -65,8 +65,9 @@ def plot_study(db: str | Path, out_dir: str | Path) -> list[Path]:
 
     for task, g in table.groupby("task", sort=False):
         g = g.assign(model=g["label"].fillna(g["model_id"]))
-        files += plot_drift_curves(g, out / f"drift_{task}", title=f"{task}: drift over time",
-                                   group_by=("model", "preset"), digital=False)
+        for preset, gp in g.groupby("preset", sort=False):
+            files += plot_drift_curves(gp, out / f"drift_{task}_{preset}", title=f"{task} on {preset}",
+                                       group_by=("model",), digital=True)
         s = summary[summary["task"] == task]
         if s["model_group"].nunique() >= 2:
             files += plot_groups(s, out / f"groups_{task}", title=task)
@@ -110,7 +111,8 @@ def plot_groups(summary: pd.DataFrame, stem: Path, title: str = "") -> list[Path
 
 def model_latency(models: pd.DataFrame, task: str) -> pd.DataFrame:
     """Latency (ms) of each search-space model of ``task`` on every digital platform whose LUT prices
-    it: columns ``label, platform, latency_ms, energy_mj`` (platforms missing an op are left out)."""
+    it, at the task's input size (batch 1): columns ``label, platform, latency_ms, energy_mj``
+    (platforms whose LUT lacks an op are left out)."""
     from analogmed.errors import UserError
     from analogmed.latency import digital_cost, list_platforms
     from analogmed.latency.candidate import arch_ops
@@ -122,7 +124,8 @@ def model_latency(models: pd.DataFrame, task: str) -> pd.DataFrame:
         if spec.get("family") != "space":
             continue
         try:
-            ops = arch_ops(Architecture.from_dict(spec["arch"]))
+            size = m.get("image_size")
+            ops = arch_ops(Architecture.from_dict(spec["arch"]), tuple(json.loads(size)) if size else None)
         except (UserError, ValueError, TypeError):
             continue
         for plat in list_platforms():
@@ -169,7 +172,7 @@ def plot_latency(summary: pd.DataFrame, models: pd.DataFrame, out: Path, task: s
                 front = g[pareto_mask(g["latency_ms"].to_numpy(), g["score_1d_mean"].to_numpy())]
                 axes[1].step(front["latency_ms"], front["score_1d_mean"], where="post", color=color(i),
                              linewidth=0.8)
-                for _, r in g.iterrows():
+                for _, r in (g.iterrows() if i == 0 else ()):
                     axes[1].annotate(r["label"], (r["latency_ms"], r["score_1d_mean"]), fontsize=5,
                                      xytext=(2, 2), textcoords="offset points")
             for ax in axes:
@@ -177,7 +180,7 @@ def plot_latency(summary: pd.DataFrame, models: pd.DataFrame, out: Path, task: s
                 ax.set_xlabel("latency per forward (ms, log scale)")
             axes[0].set_ylabel("AVM = score(1 s) − score(30 d)")
             axes[1].set_ylabel("1-day score (Dice, mean ± std)")
-            axes[1].legend(loc="best", title="platform (line: Pareto front)")
+            axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title="platform\n(line: Pareto front)")
             fig.suptitle(f"{task} on analog preset {preset}: robustness vs digital latency")
             files += save_figure(fig, out / f"latency_{task}_{preset}")
     return files

@@ -49,6 +49,7 @@ class StudyModel:
     path: Path
     spec: dict
     digital_score: float = float("nan")
+    image_size: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
             key = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
             task = ck.task()
             out.append(StudyModel(key, entry.name, entry.group, model_id(ck.spec), task.name, src, ck.spec,
-                                  evaluate_model(ck.model, task, cfg.split, cfg.batch_size)["score"]))
+                                  evaluate_model(ck.model, task, cfg.split, cfg.batch_size)["score"],
+                                  tuple(task.image_size)))
             continue
         for task_kw, task in tasks:
             spec = _spec_for(entry, task)
@@ -131,7 +133,8 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
                 ck = train_model(spec, task, tcfg)
                 save_checkpoint(path, ck)
             out.append(StudyModel(key, entry.name, entry.group, model_id(spec), task.name, path, spec,
-                                  evaluate_model(ck.model, task, cfg.split, cfg.batch_size)["score"]))
+                                  evaluate_model(ck.model, task, cfg.split, cfg.batch_size)["score"],
+                                  tuple(task.image_size)))
     keys = [m.key for m in out]
     if len(set(keys)) != len(keys):
         raise UserError("the study lists the same model twice on one task; remove the duplicate [[models]] entry")
@@ -193,7 +196,7 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
         store.bind(cfg.name, cfg.fingerprint(), cfg.model_dump())
         models = prepare_models(cfg, sdir, progress=progress)
         for m in models:
-            store.add_model(m.key, m.model_id, m.task, m.label, m.group, m.spec)
+            store.add_model(m.key, m.model_id, m.task, m.label, m.group, m.spec, m.image_size)
         done = store.done_instances()
         jobs = [Job(m.key, p, r) for m in models for p, pname in zip(cfg.presets, presets)
                 for r in range(cfg.repetitions) if (m.key, m.task, pname, r) not in done]

@@ -3,7 +3,8 @@
 Tables:
 
 - ``meta(key, value)``: ``study`` (name), ``fingerprint`` (of the study config), ``config`` (JSON);
-- ``models(model_key, model_id, task, label, grp, spec)``: the networks of the study;
+- ``models(model_key, model_id, task, label, grp, spec, image_size)``: the networks of the study
+  (``image_size``: JSON list, the task's spatial input shape);
 - ``results``: one row per evaluation, primary key (model_key, task, preset, t_inference_s, repetition),
   columns ``study, model_key, model_id, task, preset, t_inference_s, repetition, seed, program_seed,
   score, metrics`` (JSON of every metric of :func:`analogmed.evaluate.metrics.evaluate_model`),
@@ -30,7 +31,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
     model_key TEXT PRIMARY KEY, model_id TEXT NOT NULL, task TEXT NOT NULL, label TEXT,
-    grp TEXT, spec TEXT NOT NULL);
+    grp TEXT, spec TEXT NOT NULL, image_size TEXT);
 CREATE TABLE IF NOT EXISTS results (
     study TEXT NOT NULL, model_key TEXT NOT NULL, model_id TEXT NOT NULL, task TEXT NOT NULL,
     preset TEXT NOT NULL, t_inference_s REAL NOT NULL, repetition INTEGER NOT NULL,
@@ -106,10 +107,11 @@ class Store:
                 self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))
 
     def add_model(self, model_key: str, model_id: str, task: str, label: str, group: str | None,
-                  spec: dict) -> None:
+                  spec: dict, image_size=None) -> None:
+        size = json.dumps([int(x) for x in image_size]) if image_size is not None else None
         with self._tx():
-            self.conn.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?)",
-                              (model_key, model_id, task, label, group, json.dumps(spec, sort_keys=True)))
+            self.conn.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (model_key, model_id, task, label, group, json.dumps(spec, sort_keys=True), size))
 
     # -- results ------------------------------------------------------------------------------
     def _tx(self):
