@@ -205,3 +205,26 @@ def test_pareto_mask():
     from analogmed.plots.study import pareto_mask
 
     assert pareto_mask([1, 2, 3, 2], [0.5, 0.7, 0.6, 0.4]).tolist() == [True, True, False, False]
+
+
+def test_dead_dask_worker_is_retried_and_the_study_completes(reference, tmp_path):
+    """--scheduler path: an existing LocalCluster; one worker process is SIGKILLed after the first
+    instance is stored; its jobs are rescheduled and the table equals the in-process one."""
+    from distributed import Client, LocalCluster
+
+    study, ref_dir, ref = reference
+    out = _with_checkpoints(ref_dir, tmp_path / "dead")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one(n_rows):
+            if not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(n_rows)
+
+        res = run_study(study, out=out, scheduler=cluster.scheduler_address, progress=False, plots=False,
+                        on_rows=kill_one)
+    assert killed and res.jobs_run == 16
+    pd.testing.assert_frame_equal(_canon(res.table), _canon(ref.table))
