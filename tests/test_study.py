@@ -228,3 +228,21 @@ def test_dead_dask_worker_is_retried_and_the_study_completes(reference, tmp_path
                         on_rows=kill_one)
     assert killed and res.jobs_run == 16
     pd.testing.assert_frame_equal(_canon(res.table), _canon(ref.table))
+
+
+def test_full_disk_rolls_back_the_instance_and_keeps_the_store(tmp_path):
+    """SQLite 'database or disk is full' (forced with max_page_count) -> UserError, earlier rows intact."""
+    from analogmed.study.store import Store
+
+    def rows(rep, n=4):
+        return [{"model_key": "k", "model_id": "m", "task": "t", "preset": "pcm", "t_inference_s": float(i),
+                 "repetition": rep, "seed": 0, "program_seed": 1, "score": 0.5, "dice_mean": 0.5,
+                 "digital_score": 0.9, "wall_s": 0.1} for i in range(n)]
+
+    with Store.open(tmp_path / "r.sqlite") as store:
+        store.add_rows("s", rows(0))
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(UserError, match="cannot write results"):
+            store.add_rows("s", rows(1, n=2000))
+        assert store.count() == 4 and store.done_instances() == {("k", "t", "pcm", 0)}

@@ -187,6 +187,11 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
         check_preset_times(p, times)
     if len(set(presets)) != len(presets):
         raise UserError("the study lists a preset twice; remove the duplicate from presets")
+    if scheduler:  # fail before any training or writing if the cluster is unreachable
+        from analogmed.study.executors import DaskExecutor
+
+        with DaskExecutor(scheduler=scheduler):
+            pass
     sdir = study_dir_for(cfg, out)
     db = sdir / DB_NAME
     if new and db.exists():
