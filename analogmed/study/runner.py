@@ -258,16 +258,10 @@ def job_args(jobs: list[Job], ckpts: dict, times, cfg: StudyConfig):
 
 
 def open_results(path: str | Path) -> Store:
-    """Store of a study file (its default directory), a study directory, or a ``.sqlite`` path."""
+    """Store of a study file (its default folder), a shipped study name, a study folder or a ``.sqlite``."""
     p = Path(path)
     if p.suffix == ".toml" or (not p.exists() and p.suffix == ""):
-        if p.suffix == ".toml" or not p.exists():
-            try:
-                cfg = load_study(p)
-                p = study_dir_for(cfg) / DB_NAME
-            except UserError:
-                if p.suffix == ".toml":
-                    raise
+        p = study_dir_for(load_study(p))
     if p.is_dir():
         p = p / DB_NAME
     return Store.open(p, create=False)
