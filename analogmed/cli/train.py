@@ -11,7 +11,7 @@ def train(
     task: str = typer.Option(..., help="task name (see `analogmed data list`)"),
     model: str = typer.Option("basic-unet", help="zoo model name, or 'space' with --arch"),
     arch: Optional[str] = typer.Option(None, help="search-space candidate: architecture JSON file or label (e.g. C16-E32-C64)"),
-    size_preset: str = typer.Option("small", "--preset", help="zoo preset: small or base"),
+    size_preset: str = typer.Option("small", "--size", help="zoo model size: small or base"),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="task option key=value"),
     spatial_dims: int = typer.Option(2, help="2 or 3"),
     epochs: int = typer.Option(10, help="training epochs"),
@@ -21,9 +21,16 @@ def train(
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     no_augment: bool = typer.Option(False, "--no-augment", help="no train-time augmentation"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same model)"),
+    hwa: bool = typer.Option(False, "--hwa", help="then hardware-aware fine-tuning on --preset (aihwkit recipe)"),
+    preset: str = typer.Option("pcm", "--preset", "-p", help="analog hardware preset for --hwa"),
+    hwa_epochs: int = typer.Option(20, help="hardware-aware fine-tuning epochs (with --hwa)"),
+    hwa_lr: float = typer.Option(1e-3, help="hardware-aware fine-tuning learning rate (with --hwa)"),
     out: Path = typer.Option(Path("model.pt"), help="checkpoint file to write"),
 ) -> None:
-    """Train a network on a task and write a checkpoint that rebuilds it alone."""
+    """Train a network on a task (digitally; with --hwa then hardware-aware) and write a checkpoint that rebuilds it alone.
+
+    With --hwa and --init CKPT and --epochs 0, the digital pre-training is skipped and CKPT is fine-tuned.
+    """
     from analogmed.cli.data import parse_options
     from analogmed.data import get_task
     from analogmed.errors import UserError
@@ -47,14 +54,34 @@ def train(
             raise UserError(f"unknown model {model!r}; valid models: {', '.join(ZOO_NAMES)} (or --arch FILE)")
         head = "classification" if t.kind == "classification" else "segmentation"
         spec = zoo_spec(model, t.spatial_dims, t.in_channels, t.num_classes, t.image_size, size_preset, head)
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                      augment=not no_augment)
+    if hwa:
+        from analogmed.analog import load_preset
+        if not load_preset(preset).has_noise_model:
+            raise UserError(f"--preset {preset} has no device noise model, so --hwa has nothing to train against; "
+                            "use e.g. --preset pcm")
+        if hwa_epochs < 1:
+            raise UserError(f"--hwa-epochs {hwa_epochs} is invalid; use at least 1")
     start = load_checkpoint(init) if init is not None else None
-    ckpt = train_model(spec, t, cfg, init=start)
+    if hwa and start is not None and epochs == 0:
+        ckpt = start
+    else:
+        cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                          augment=not no_augment)
+        ckpt = train_model(spec, t, cfg, init=start)
+        typer.echo(f"{t.name}: {ckpt.model_id} trained {epochs} epochs in {ckpt.metrics['train_time_s']:.1f} s")
+    if hwa:
+        from analogmed.analog.hwa import hwa_finetune
+        hcfg = TrainConfig(epochs=hwa_epochs, lr=hwa_lr, batch_size=batch_size, seed=seed, device=device,
+                           augment=not no_augment, val_every=max(1, hwa_epochs // 4))
+        ckpt = hwa_finetune(ckpt, preset, hcfg, t)
+        typer.echo(f"hardware-aware fine-tuning on {preset}: {hwa_epochs} epochs in "
+                   f"{ckpt.metrics['train_time_s']:.1f} s (best analog-in-training val score "
+                   f"{ckpt.metrics['best_val_score']:.3f})")
+        val = ckpt.metrics["val_digital"]
+    else:
+        val = ckpt.metrics["val"]
     save_checkpoint(out, ckpt)
-    val = ckpt.metrics["val"]
-    typer.echo(f"{t.name}: {ckpt.model_id} trained {epochs} epochs in {ckpt.metrics['train_time_s']:.1f} s")
-    typer.echo("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
+    typer.echo("validation (digital read-back): " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
     typer.echo(f"wrote {out}")
 
 

@@ -82,14 +82,20 @@ def calibration_batches(task, n_batches: int, batch_size: int = 8) -> list[torch
 
 
 def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = False) -> nn.Module:
-    """Convert ``model`` to analog on ``preset`` and calibrate its input ranges on ``task``'s train split
-    (calibration sub-sampling seeded with ``derive_seed(seed, "calibrate")``)."""
+    """Convert ``model`` to analog on ``preset`` and set its tiles' input ranges: the ones learned by
+    hardware-aware training when the model carries them (``model.analogmed_input_ranges``), else
+    calibrated on ``task``'s train split (sub-sampling seeded with ``derive_seed(seed, "calibrate")``)."""
     from analogmed.analog import calibrate, load_preset, to_analog
 
     preset = load_preset(preset)
     amodel = to_analog(model, preset, hwa=hwa)
-    calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset,
-              seed=derive_seed(seed, "calibrate"))
+    learned = getattr(model, "analogmed_input_ranges", None)
+    if learned and preset.spec.input_range.enable and not preset.spec.forward.is_perfect:
+        from analogmed.analog.hwa import set_tile_input_ranges
+        set_tile_input_ranges(amodel, learned)  # ranges learned by hardware-aware training
+    else:
+        calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset,
+                  seed=derive_seed(seed, "calibrate"))
     return amodel
 
 

@@ -88,5 +88,8 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> Checkpoint:
     model = build_model(blob["spec"])
     load_weights(model, blob["state_dict"], source=f"checkpoint {path}")
     model.eval()
+    ranges = ((blob.get("recipe") or {}).get("hwa") or {}).get("input_ranges")
+    if ranges:  # learned by hardware-aware training; used instead of calibration when made analog
+        model.analogmed_input_ranges = {str(k): float(v) for k, v in ranges.items()}
     return Checkpoint(model=model, spec=blob["spec"], task_spec=blob["task_spec"], seed=int(blob["seed"]),
                       recipe=dict(blob.get("recipe") or {}), metrics=dict(blob.get("metrics") or {}))
