@@ -48,40 +48,45 @@ class GlobalPoolHead(nn.Module):
         return y.flatten(2).mean(-1)
 
 
-def _build(name: str, size: str, sd: int, cin: int, cout: int, img_size: tuple[int, ...]) -> nn.Module:
+def _build(name: str, size: str, sd: int, cin: int, cout: int, img_size: tuple[int, ...],
+           dropout: float = 0.0) -> nn.Module:
     from monai.networks import nets
 
     small = size == "small"
     if name == "unet":
         ch = (16, 32, 64, 128) if small else (32, 64, 128, 256, 512)
         return nets.UNet(spatial_dims=sd, in_channels=cin, out_channels=cout, channels=ch,
-                         strides=(2,) * (len(ch) - 1), num_res_units=1 if small else 2)
+                         strides=(2,) * (len(ch) - 1), num_res_units=1 if small else 2, dropout=dropout)
     if name == "attention-unet":
         ch = (16, 32, 64, 128) if small else (32, 64, 128, 256, 512)
         return nets.AttentionUnet(spatial_dims=sd, in_channels=cin, out_channels=cout, channels=ch,
-                                  strides=(2,) * (len(ch) - 1))
+                                  strides=(2,) * (len(ch) - 1), dropout=dropout)
     if name == "basic-unet":
         f = (16, 16, 32, 64, 128, 16) if small else (32, 32, 64, 128, 256, 32)
-        return nets.BasicUNet(spatial_dims=sd, in_channels=cin, out_channels=cout, features=f)
+        return nets.BasicUNet(spatial_dims=sd, in_channels=cin, out_channels=cout, features=f, dropout=dropout)
     if name == "unetr":
         kw = dict(feature_size=8, hidden_size=96, mlp_dim=192, num_heads=4) if small else \
             dict(feature_size=16, hidden_size=768, mlp_dim=3072, num_heads=12)
-        return nets.UNETR(in_channels=cin, out_channels=cout, img_size=img_size, spatial_dims=sd, **kw)
+        return nets.UNETR(in_channels=cin, out_channels=cout, img_size=img_size, spatial_dims=sd,
+                          dropout_rate=dropout, **kw)
     if name == "swin-unetr":
         kw = dict(feature_size=12, depths=(1, 1, 1, 1), window_size=4) if small else \
             dict(feature_size=24, depths=(2, 2, 2, 2), window_size=7)
-        return nets.SwinUNETR(in_channels=cin, out_channels=cout, spatial_dims=sd, num_heads=(3, 6, 12, 24), **kw)
+        return nets.SwinUNETR(in_channels=cin, out_channels=cout, spatial_dims=sd, num_heads=(3, 6, 12, 24),
+                              drop_rate=dropout, **kw)
     raise AssertionError(name)
 
 
 def zoo_spec(name: str, spatial_dims: int, in_channels: int, out_channels: int, img_size,
-             size: str = "small", head: str = "segmentation") -> dict[str, Any]:
-    """The canonical spec dict of a zoo network."""
+             size: str = "small", head: str = "segmentation", dropout: float = 0.0) -> dict[str, Any]:
+    """The canonical spec dict of a zoo network (``dropout`` > 0: MONAI's dropout, e.g. for MC-dropout)."""
     spec = {"family": "zoo", "name": name, "size": size, "spatial_dims": int(spatial_dims),
             "in_channels": int(in_channels), "out_channels": int(out_channels),
             "img_size": [int(s) for s in img_size]}
     if head != "segmentation":
         spec["head"] = head
+    if dropout:
+        spec["dropout"] = float(dropout)
     return spec
 
 
@@ -107,7 +112,10 @@ def build_zoo(spec: dict[str, Any]) -> nn.Module:
     if any(s % div for s in img_size):
         raise UserError(f"model {name}: image size {list(img_size)} must be divisible by {div}; "
                         f"resample the task (size=...) to a multiple of {div}")
-    net = _build(name, size, sd, cin, cout, img_size)
+    dropout = float(spec.get("dropout", 0.0))
+    if not 0.0 <= dropout < 1.0:
+        raise UserError(f"model {name}: dropout {dropout} must be in [0, 1)")
+    net = _build(name, size, sd, cin, cout, img_size, dropout)
     head = spec.get("head", "segmentation")
     if head == "classification":
         return GlobalPoolHead(net)
