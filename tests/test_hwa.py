@@ -1,0 +1,74 @@
+"""Hardware-aware training: the aihwkit recipe is applied, the checkpoint records it, learned ranges are reused."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from analogmed.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from analogmed.data import get_task
+    from analogmed.space.architecture import Architecture
+    from analogmed.train import TrainConfig, train_model
+
+    task = get_task("synthetic-2d", size=32, seed=0, n_train=16, n_val=4, n_test=4)
+    arch = Architecture.from_label("C8-E16", spatial_dims=2, out_channels=task.num_classes)
+    ckpt = train_model({"family": "space", "arch": arch.to_dict()}, task,
+                       TrainConfig(epochs=20, lr=1e-2, seed=0, progress=False, device="cpu", val_every=0))
+    return ckpt, task
+
+
+def test_hwa_config_injects_weight_noise_in_training_only():
+    from analogmed.analog import to_analog
+
+    torch.manual_seed(0)
+    lin = torch.nn.Sequential(torch.nn.Linear(16, 8))
+    amodel = to_analog(lin, "pcm", hwa=True)
+    tile = next(amodel.analog_tiles())
+    assert tile.rpu_config.modifier.std_dev == 0.06 and tile.rpu_config.pre_post.input_range.learn_input_range
+    x = torch.rand(4, 16)
+    amodel.train()
+    y1, y2 = amodel(x), amodel(x)
+    assert not torch.allclose(y1, y2)  # fresh weight noise every training forward
+
+
+def test_hwa_finetune_records_recipe_and_ranges_and_reuses_them(tiny, tmp_path):
+    from analogmed.analog.hwa import hwa_finetune, tile_input_ranges
+    from analogmed.evaluate.robustness import prepare_analog
+    from analogmed.train import TrainConfig, load_checkpoint, save_checkpoint
+
+    ckpt, task = tiny
+    h = hwa_finetune(ckpt, "pcm", TrainConfig(epochs=2, lr=1e-3, seed=0, progress=False, device="cpu", val_every=1),
+                     task)
+    hw = h.recipe["hwa"]
+    assert hw["preset"] == "pcm" and hw["training"]["weight_noise"] == 0.06
+    assert h.recipe["init_model_id"] == ckpt.model_id and h.recipe["epochs"] == 2
+    ranges = hw["input_ranges"]
+    assert len(ranges) == 5 and all(v > 0 for v in ranges.values())  # 2 blocks, up, fuse, head
+    # weights changed, architecture unchanged
+    w0 = dict(ckpt.model.named_parameters())["levels.0.block.0.weight"]
+    w1 = dict(h.model.named_parameters())["levels.0.block.0.weight"]
+    assert w0.shape == w1.shape and not torch.allclose(w0, w1)
+    path = save_checkpoint(tmp_path / "h.pt", h)
+    back = load_checkpoint(path)
+    assert back.model.analogmed_input_ranges == pytest.approx(ranges)
+    amodel = prepare_analog(back.model, task, "pcm")
+    assert tile_input_ranges(amodel) == pytest.approx(ranges, rel=1e-5)
+
+
+def test_hwa_needs_a_noise_model(tiny, tmp_path):
+    from analogmed.analog.hwa import hwa_finetune
+
+    ckpt, task = tiny
+    with pytest.raises(UserError, match="no device noise model"):
+        hwa_finetune(ckpt, "ideal", task=task)
+    out = tmp_path / "x.pt"
+    proc = subprocess.run([sys.executable, "-c", "from analogmed.cli import main; main()", "train", "--task",
+                           "synthetic-2d", "-o", "size=32", "--arch", "C8", "--hwa", "-p", "ideal", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no device noise model" in proc.stderr and not out.exists()
