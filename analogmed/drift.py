@@ -44,6 +44,7 @@ def run_drift(checkpoint, preset: str, times_s: Sequence[float] = DEFAULT_TIMES_
         raise UserError(f"--repeats {repeats} is invalid; use at least 1 hardware instance")
     times = check_times(times_s)
     preset_obj = load_preset(preset)
+    preset_obj.check_times(times)
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     task = ckpt.task()
     if split not in ("train", "val", "test"):

@@ -57,6 +57,12 @@ def test_preset_from_user_path_and_bad_presets(tmp_path):
         load_preset(extra)
     with pytest.raises(UserError, match="no device noise model"):
         load_preset("ideal").rpu_config(hwa=True)
+    wan = tmp_path / "wan.toml"
+    wan.write_text('[device]\nnoise_model = "reram-wan2022"\n')
+    load_preset(wan).check_times([1.0, 86_400.0])
+    with pytest.raises(UserError, match="only drifts to t in"):
+        load_preset(wan).check_times([1.0, 2_592_000.0])
+    load_preset("reram").check_times([1.0, 3600.0, 2_592_000.0, 31_536_000.0])  # CMO model: any t
 
 
 # --- the project's layers ------------------------------------------------------------------------

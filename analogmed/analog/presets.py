@@ -7,7 +7,8 @@ TOML. The schema (every table optional except ``[device]``; unknown keys are err
 
     name = "pcm"                       # defaults to the file stem
     description = "..."
-    [device]       noise_model = "pcm" | "reram" | "hermes" | "none", g_max_us, prog/read/drift scales
+    [device]       noise_model = "pcm" | "reram" | "reram-wan2022" | "hermes" | "none", g_max_us,
+                   prog/read/drift scales
     [drift_compensation] kind = "global" | "none"
     [forward]      is_perfect, inp_res_bits, out_res_bits, out_noise, inp_bound, out_bound,
                    bound_management, noise_management
@@ -40,7 +41,7 @@ class _Strict(BaseModel):
 class DeviceSection(_Strict):
     """The conductance device: which aihwkit noise model programs and drifts the weights."""
 
-    noise_model: Literal["pcm", "reram", "hermes", "none"]
+    noise_model: Literal["pcm", "reram", "reram-wan2022", "hermes", "none"]
     g_max_us: float | None = Field(None, gt=0, description="max conductance (uS); None = model default")
     prog_noise_scale: float = Field(1.0, ge=0)
     read_noise_scale: float = Field(1.0, ge=0)
@@ -134,6 +135,17 @@ class Preset:
     def is_ideal(self) -> bool:
         return not self.has_noise_model and self.spec.forward.is_perfect
 
+    def check_times(self, times_s) -> None:
+        """UserError if the device model cannot drift to one of ``times_s`` (aihwkit's Wan-2022 ReRAM
+        model only has coefficients for t = 1 s, 1 d and 2 d)."""
+        allowed = getattr(self.noise_model(), "coeff_dic", None)
+        if allowed:
+            ok = {float(a) for a in allowed}
+            bad = [float(t) for t in times_s if float(t) not in ok]
+            if bad:
+                raise UserError(f"preset {self.name} only drifts to t in {sorted(ok)} s, not {bad[0]:g} s; "
+                                "use those times, or a preset whose model drifts at any t (e.g. reram, pcm)")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the preset (recorded next to results and in checkpoints)."""
         return {"name": self.name, **self.spec.model_dump(mode="json", exclude={"name"})}
@@ -143,7 +155,7 @@ class Preset:
         """The aihwkit noise model (programming noise, drift, read noise) of the device."""
         from aihwkit.inference import PCMLikeNoiseModel
         from aihwkit.inference.noise.hermes import HermesNoiseModel
-        from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
+        from aihwkit.inference.noise.reram import ReRamCMONoiseModel, ReRamWan2022NoiseModel
 
         d = self.spec.device
         if d.noise_model == "pcm":
@@ -154,6 +166,10 @@ class Preset:
                                     prog_noise_scale=d.prog_noise_scale,
                                     read_noise_scale=d.read_noise_scale, drift_scale=d.drift_scale)
         if d.noise_model == "reram":
+            kw = {"g_max": d.g_max_us} if d.g_max_us else {}
+            return ReRamCMONoiseModel(prog_noise_scale=d.prog_noise_scale, read_noise_scale=d.read_noise_scale,
+                                      drift_scale=d.drift_scale, **kw)
+        if d.noise_model == "reram-wan2022":
             kw = {"g_max": d.g_max_us} if d.g_max_us else {}
             return ReRamWan2022NoiseModel(noise_scale=d.prog_noise_scale, **kw)
         # "none": a PCM model with every noise and drift term switched off (exact programming).

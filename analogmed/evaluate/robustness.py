@@ -138,6 +138,7 @@ def drift_study(model: nn.Module, task, preset, times_s: Sequence[float] = DEFAU
         raise UserError(f"repeats {repeats} is invalid; use at least 1 hardware instance")
     times = check_times(times_s)
     preset = load_preset(preset)
+    preset.check_times(times)
     digital = evaluate_model(model, task, split=split, batch_size=batch_size)["score"]
     amodel = prepare_analog(model, task, preset, seed=seed)
     rows = []

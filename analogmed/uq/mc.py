@@ -87,8 +87,12 @@ def analog_mc(model: nn.Module, task, preset, t_inference_s: float, samples: int
     from analogmed.analog import drift, program
     from analogmed.evaluate.robustness import check_times, prepare_analog
 
+    from analogmed.analog import load_preset
+
     check_samples(samples)
     check_times([t_inference_s])
+    preset = load_preset(preset)
+    preset.check_times([t_inference_s])
     batches, _ = split_batches(task, split, batch_size)
     amodel = amodel if amodel is not None else prepare_analog(model, task, preset, seed=seed)
     out = []
