@@ -106,7 +106,7 @@ def test_grid_covers_every_op_of_random_candidates():
 
 @pytest.fixture(scope="module")
 def tiny_lut():
-    ops = op_grid(2, (16, 16), (4, 8), 2)
+    ops = op_grid(2, (16, 16), (8, 16), 2)
     return ops, measure_ops(ops, TINY, warmup=1, repeats=3, min_time_s=0.0, progress=False)
 
 
@@ -153,7 +153,7 @@ def test_malformed_lut_is_a_user_error(tmp_path, tiny_lut):
 def test_candidate_cost_sums_ops_and_names_missing_op(tiny_lut):
     ops, df = tiny_lut
     t = LatencyTable(df)
-    r = ReferenceUNet(("C", "B"), (8, 4), 2, 1, 4)
+    r = ReferenceUNet(("C", "B"), (16, 8), 2, 1, 4)
     cops = r.ops((16, 16))
     cost = digital_cost(cops, TINY, t)
     assert cost.latency_ms == pytest.approx(sum(t[o] for o in cops))
@@ -195,7 +195,7 @@ def test_model_lut_scales_with_platform(tiny_lut):
     assert (m_pi["latency_ms"].to_numpy() > m_lap["latency_ms"].to_numpy()).all()
     LatencyTable(m_pi)  # validates
     # roofline: latency = overhead + max(flops / (peak x eff), bytes / (bandwidth x eff_mem))
-    op = Op("block:C", 2, 4, 8, (8, 8))
+    op = Op("block:C", 2, 8, 16, (8, 8))
     row = m_pi[m_pi["key"] == op.key].iloc[0]
     P = DEFAULT_PARAMS
     peak = 1.2e9 * 8 * (1 + P.par_eff * 3)  # 4 threads
@@ -216,7 +216,7 @@ def test_metrics():
 def test_candidate_check_on_tiny_candidates(tiny_lut):
     ops, df = tiny_lut
     t = LatencyTable(df)
-    cands = [c for c in random_candidates(40, seed=3, spatial_dims=2, input_size=(16, 16))
+    cands = [c for c in random_candidates(40, seed=3, spatial_dims=2, input_size=(16, 16), widths=(8, 16), levels=2)
              if all(o in t for o in c.ops)][:6]
     assert len(cands) >= 2
     res = candidate_check(cands, t, threads=1, warmup=1, repeats=3, rounds=1, progress=False)

@@ -152,10 +152,34 @@ def random_reference(rng: random.Random, spatial_dims: int = 2, widths=None, lev
 
 
 def random_candidates(n: int, seed: int = 0, spatial_dims: int = 2,
-                      input_size: tuple[int, ...] | None = None) -> list[Candidate]:
-    """``n`` seeded random reference candidates as :class:`Candidate` (ops + builder)."""
-    rng = random.Random(seed)
+                      input_size: tuple[int, ...] | None = None, widths: tuple[int, ...] | None = None,
+                      levels: int | None = None) -> list[Candidate]:
+    """``n`` seeded random candidates as :class:`Candidate` (ops + builder): search-space candidates
+    (``analogmed.space`` sampler and builder, uniform over the space, depths that fit ``input_size``),
+    or reference U-Nets when the search space is not installed. ``widths`` / ``levels`` restrict the
+    space candidates (e.g. to a small LUT grid)."""
     size = tuple(input_size or DEFAULT_GRID[spatial_dims]["input_size"])
+    try:
+        from analogmed.space.architecture import MAX_DEPTH, sample_architecture
+        from analogmed.space.builder import build_candidate
+    except ModuleNotFoundError:
+        sample_architecture = None
+    if sample_architecture is not None:
+        from analogmed.latency.candidate import arch_ops
+
+        grid = DEFAULT_GRID[spatial_dims]
+        fits = max(d for d in range(1, MAX_DEPTH[spatial_dims] + 1) if all(s % 2 ** (d - 1) == 0 for s in size))
+        fits = min(fits, levels or fits)
+        rng = random.Random(seed)
+        out = []
+        for i in range(n):
+            arch = sample_architecture(spatial_dims=spatial_dims, in_channels=grid["in_channels"],
+                                       out_channels=rng.choice(grid["head_channels"]), max_depth=fits,
+                                       widths=widths, rng=rng)
+            out.append(Candidate(name=f"{arch.id}:{arch.label}", ops=arch_ops(arch, size),
+                                 build=(lambda a=arch: build_candidate(a)), input_shape=(1, arch.in_channels, *size)))
+        return out
+    rng = random.Random(seed)
     out = []
     for i in range(n):
         r = random_reference(rng, spatial_dims)
