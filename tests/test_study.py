@@ -87,8 +87,10 @@ def test_config_errors_name_the_key(tmp_path):
                      "models": [{"arch": "C8"}], "tasks": [{"name": "synthetic-2d"}]})
     with pytest.raises(UserError, match="not found"):
         load_study(tmp_path / "missing.toml")
-    with pytest.raises(UserError, match="preset reram only drifts to t in"):
-        run_study(parse_study({"name": "x", "presets": ["reram"], "months": 2, "models": [{"arch": "C8"}],
+    wan = tmp_path / "wan.toml"
+    wan.write_text('[device]\nnoise_model = "reram-wan2022"\n')
+    with pytest.raises(UserError, match="preset wan only drifts to t in"):
+        run_study(parse_study({"name": "x", "presets": [str(wan)], "months": 2, "models": [{"arch": "C8"}],
                                "tasks": [{"name": "synthetic-2d"}]}), out=tmp_path / "x")
     assert not (tmp_path / "x").exists()  # nothing written
     cfg = load_study("drift-months")  # the shipped study validates and has a 12-month grid

@@ -6,7 +6,7 @@ drifted to every time of the grid. Format (see ``studies/README.md``)::
     name = "drift-months"          # study name (results go to runs/studies/<name>/)
     seed = 0                       # base seed: training, programming, drift and read noise
     repetitions = 3                # hardware instances per (model, task, preset)
-    presets = ["pcm", "reram"]     # hardware/*.toml names or TOML paths
+    presets = ["pcm", "hermes"]    # hardware/*.toml names or TOML paths
     split = "val"                  # split that is scored
     months = 12                    # drift grid: 1 s, 1 h, 1 d, 1 w, every 30 d up to 12 months
     # times_s = [1, 3600, 86400]   # ... or explicit times in seconds (1 s, 1 d, 30 d always added)
