@@ -1,1 +1,0 @@
-"""analogmed.search"""
