@@ -248,3 +248,29 @@ def test_full_disk_rolls_back_the_instance_and_keeps_the_store(tmp_path):
         with pytest.raises(UserError, match="cannot write results"):
             store.add_rows("s", rows(1, n=2000))
         assert store.count() == 4 and store.done_instances() == {("k", "t", "pcm", 0)}
+
+
+def test_hwa_models_in_a_study(tmp_path):
+    """hwa = true trains the network digitally, fine-tunes it hardware-aware, and stores both variants."""
+    text = TINY.format(reps=1).replace('presets = ["pcm", "hermes"]', 'presets = ["pcm"]')
+    text = text.replace("lr = 0.01\n", "lr = 0.01\nhwa_epochs = 1\n")
+    text += '[[models]]\narch = "C8-E16"\ngroup = "pyramidal"\nhwa = true\n'
+    study = tmp_path / "hwa.toml"
+    study.write_text(text)
+    res = run_study(study, out=tmp_path / "run", progress=False, plots=False)
+    ids = set(res.table["model_id"])
+    plain = [i for i in ids if not i.endswith("+hwa")]
+    assert any(i.endswith("+hwa") for i in ids) and len(ids) == 3
+    hwa_id = next(i for i in ids if i.endswith("+hwa"))
+    assert hwa_id.removesuffix("+hwa") in plain  # same network, two trainings
+    assert len(res.table) == 3 * 4
+    from analogmed.train import load_checkpoint
+    cks = [load_checkpoint(p) for p in (tmp_path / "run" / "checkpoints").glob("*.pt")]
+    assert sum("hwa" in c.recipe for c in cks) == 1 and len(cks) == 3
+    bad = text.replace('hwa_epochs = 1\n', 'hwa_epochs = 1\nhwa_preset = "ideal"\n')
+    study.write_text(bad)
+    with pytest.raises(UserError, match="no device noise model"):
+        run_study(study, out=tmp_path / "run2", progress=False, plots=False)
+    with pytest.raises(UserError, match="hwa = true needs arch or zoo"):
+        parse_study({"name": "x", "presets": ["pcm"], "months": 1, "tasks": [{"name": "synthetic-2d"}],
+                     "models": [{"checkpoint": "m.pt", "hwa": True}]})

@@ -54,6 +54,13 @@ class TrainSection(_Strict):
     batch_size: int = Field(8, ge=1)
     augment: bool = True
     schedule: str = "cosine"
+    hwa_epochs: int = Field(20, ge=1, description="hardware-aware fine-tuning epochs (models with hwa = true)")
+    hwa_lr: float = Field(1e-3, gt=0)
+    hwa_preset: str = "pcm"
+
+    def digital(self) -> dict:
+        """The fields of :class:`analogmed.train.TrainConfig` (digital training)."""
+        return self.model_dump(exclude={"hwa_epochs", "hwa_lr", "hwa_preset"})
 
 
 class ModelEntry(_Strict):
@@ -65,18 +72,22 @@ class ModelEntry(_Strict):
     checkpoint: Optional[str] = None
     group: Optional[str] = None
     label: Optional[str] = None
+    hwa: bool = False  # digital training, then hardware-aware fine-tuning ([train] hwa_*)
 
     @model_validator(mode="after")
     def _one_source(self):
         given = [k for k in ("arch", "zoo", "checkpoint") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError("give exactly one of arch, zoo or checkpoint")
+        if self.hwa and self.checkpoint:
+            raise ValueError("hwa = true needs arch or zoo (fine-tune a checkpoint with analogmed train --hwa)")
         return self
 
     @property
     def name(self) -> str:
-        """Display label (``label`` or the arch/zoo/checkpoint string)."""
-        return self.label or self.arch or self.zoo or Path(self.checkpoint).stem
+        """Display label (``label`` or the arch/zoo/checkpoint string; ``+hwa`` for hardware-aware)."""
+        base = self.label or self.arch or self.zoo or Path(self.checkpoint).stem
+        return f"{base}+hwa" if self.hwa and not self.label else base
 
 
 class StudyConfig(_Strict):

@@ -124,7 +124,7 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
         for task_kw, task in tasks:
             spec = _spec_for(entry, task)
             tcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=progress, val_every=0,
-                               **cfg.train.model_dump())
+                               **cfg.train.digital())
             key = _hash({"spec": spec, "task": task.spec, "recipe": tcfg.recipe(), "seed": cfg.seed})
             path = ckdir / f"{key}.pt"
             if path.is_file():
@@ -132,7 +132,23 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
             else:
                 ck = train_model(spec, task, tcfg)
                 save_checkpoint(path, ck)
-            out.append(StudyModel(key, entry.name, entry.group, model_id(spec), task.name, path, spec,
+            mid = model_id(spec)
+            if entry.hwa:  # hardware-aware fine-tuning of the digital checkpoint, cached likewise
+                from analogmed.analog.hwa import hwa_finetune
+
+                t = cfg.train
+                hcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=progress, epochs=t.hwa_epochs,
+                                   lr=t.hwa_lr, weight_decay=t.weight_decay, batch_size=t.batch_size,
+                                   augment=t.augment, val_every=max(1, t.hwa_epochs // 4))
+                key = _hash({"digital": key, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset})
+                path = ckdir / f"{key}.pt"
+                if path.is_file():
+                    ck = load_checkpoint(path)
+                else:
+                    ck = hwa_finetune(ck, t.hwa_preset, hcfg, task)
+                    save_checkpoint(path, ck)
+                mid = f"{mid}+hwa"
+            out.append(StudyModel(key, entry.name, entry.group, mid, task.name, path, spec,
                                   evaluate_model(ck.model, task, cfg.split, cfg.batch_size)["score"],
                                   tuple(task.image_size)))
     keys = [m.key for m in out]
@@ -187,6 +203,9 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
         check_preset_times(p, times)
     if len(set(presets)) != len(presets):
         raise UserError("the study lists a preset twice; remove the duplicate from presets")
+    if any(m.hwa for m in cfg.models) and not load_preset(cfg.train.hwa_preset).has_noise_model:
+        raise UserError(f"train.hwa_preset {cfg.train.hwa_preset!r} has no device noise model, so hardware-aware "
+                        "training has nothing to train against; use e.g. pcm")
     if scheduler:  # fail before any training or writing if the cluster is unreachable
         from analogmed.study.executors import DaskExecutor
 
