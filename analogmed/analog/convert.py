@@ -13,6 +13,7 @@ noise for an inference time t (s) to the stored programmed weights (aihwkit
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Iterable
 
@@ -56,13 +57,20 @@ def _unsupported_reason(module: nn.Module) -> str | None:
     return None
 
 
-def _split_attention(model: nn.Module) -> None:
-    """Replace every nn.MultiheadAttention in place by its 4-Linear equivalent."""
+def _split_attention(model: nn.Module, prefix: str = "") -> dict[str, str]:
+    """Replace every nn.MultiheadAttention in place by its 4-Linear equivalent; returns the ones that
+    cannot be split (name -> reason), which stay digital."""
+    kept = {}
     for name, child in list(model.named_children()):
+        full = f"{prefix}{name}"
         if isinstance(child, nn.MultiheadAttention):
-            setattr(model, name, SplitMultiheadAttention.from_mha(child))
+            try:
+                setattr(model, name, SplitMultiheadAttention.from_mha(child))
+            except ValueError as exc:
+                kept[full] = f"MultiheadAttention: {exc}"
         else:
-            _split_attention(child)
+            kept.update(_split_attention(child, f"{full}."))
+    return kept
 
 
 def to_analog(model: nn.Module, preset: str | Preset, hwa: bool = False) -> nn.Module:
@@ -74,10 +82,11 @@ def to_analog(model: nn.Module, preset: str | Preset, hwa: bool = False) -> nn.M
     ``analogmed_digital`` (layers left digital: name -> reason).
     """
     preset = load_preset(preset)
-    work = __import__("copy").deepcopy(model)
-    _split_attention(work)
-    excluded = {}
+    work = copy.deepcopy(model)
+    excluded = _split_attention(work)
     for name, mod in work.named_modules():
+        if name in excluded:
+            continue
         if isinstance(mod, MVM_TYPES) and not isinstance(mod, AnalogLayerBase):
             reason = _unsupported_reason(mod)
             if reason:
@@ -153,8 +162,6 @@ def conversion_report(amodel: nn.Module, example_input: torch.Tensor | None = No
         def hook(name):
             def fn(mod, inp, out):
                 x = inp[0]
-                if isinstance(mod, (nn.MultiheadAttention,)):
-                    return
                 if isinstance(mod, (AnalogConvTranspose2d, AnalogConvTranspose3d, nn.ConvTranspose2d,
                                     nn.ConvTranspose3d)):
                     positions = x[0, 0].numel() if x.dim() > 2 else 1
