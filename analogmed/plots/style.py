@@ -48,7 +48,8 @@ def color(i: int) -> str:
 
 
 def marker(i: int) -> str:
-    return MARKERS[i % len(MARKERS)]
+    """The i-th marker; shifted once per colour cycle so (colour, marker) pairs stay distinct."""
+    return MARKERS[(i + i // len(OKABE_ITO)) % len(MARKERS)]
 
 
 def save_figure(fig, stem: str | Path, formats=("png", "pdf"), dpi: int = 300) -> list[Path]:
