@@ -200,7 +200,7 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
     times = cfg.grid()
     presets = [load_preset(p).name for p in cfg.presets]  # validate every name before any work
     for p in cfg.presets:
-        check_preset_times(p, times)
+        load_preset(p).check_times(times)
     if len(set(presets)) != len(presets):
         raise UserError("the study lists a preset twice; remove the duplicate from presets")
     if any(m.hwa for m in cfg.models) and not load_preset(cfg.train.hwa_preset).has_noise_model:
@@ -251,21 +251,6 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
 
         figures = plot_study(db, sdir / "figures")
     return StudyResult(db, added, total, len(jobs), n_all - len(jobs), time.perf_counter() - t0, table, figures)
-
-
-def check_preset_times(preset: str, times_s) -> None:
-    """UserError if the preset's noise model only supports some drift times (aihwkit's ReRAM model
-    has coefficients for t = 1 s, 1 d and 2 d only) and the grid has others."""
-    from analogmed.analog import load_preset
-
-    p = load_preset(preset)
-    noise = getattr(p.rpu_config(), "noise_model", None)
-    allowed = getattr(noise, "coeff_dic", None)
-    if allowed:
-        bad = [t for t in times_s if float(t) not in {float(a) for a in allowed}]
-        if bad:
-            raise UserError(f"preset {p.name} only drifts to t in {sorted(float(a) for a in allowed)} s, not "
-                            f"{bad[0]:g} s; use times_s within those or another preset")
 
 
 def job_args(jobs: list[Job], ckpts: dict, times, cfg: StudyConfig):
