@@ -274,3 +274,29 @@ def test_hwa_models_in_a_study(tmp_path):
     with pytest.raises(UserError, match="hwa = true needs arch or zoo"):
         parse_study({"name": "x", "presets": ["pcm"], "months": 1, "tasks": [{"name": "synthetic-2d"}],
                      "models": [{"checkpoint": "m.pt", "hwa": True}]})
+
+
+def test_uq_section_rows_resume_and_errors(tmp_path):
+    """[uq] stores one row per (model, preset, method, t) in its own table; a rerun adds nothing; R < 2 is refused."""
+    text = TINY.format(reps=1).replace('presets = ["pcm", "hermes"]', 'presets = ["pcm"]')
+    text += '[uq]\ntimes_s = [86400]\nsamples = 2\n'
+    study = tmp_path / "uq.toml"
+    study.write_text(text)
+    run_study(study, out=tmp_path / "run", progress=False, plots=False)
+    from analogmed.study.runner import open_results
+    with open_results(tmp_path / "run") as store:
+        uq = store.uq_table()
+    assert set(uq["method"]) >= {"digital", "analog-mc"}
+    assert len(uq[uq["method"] == "analog-mc"]) == uq["model_key"].nunique() == 2
+    assert (uq.loc[uq["method"] == "analog-mc", "samples"] == 2).all()
+    assert uq["dice"].between(0, 1).all() and uq["ece"].between(0, 1).all()
+    res = run_study(study, out=tmp_path / "run", progress=False, plots=False)
+    assert res.added == 0
+    with open_results(tmp_path / "run") as store:
+        assert len(store.uq_table()) == len(uq)
+    with pytest.raises(UserError, match=r"uq\.samples"):
+        parse_study({"name": "x", "presets": ["pcm"], "months": 1, "tasks": [{"name": "synthetic-2d"}],
+                     "models": [{"arch": "C8-E16"}], "uq": {"samples": 1}})
+    with pytest.raises(UserError, match=r"uq\.times_s"):
+        parse_study({"name": "x", "presets": ["pcm"], "months": 1, "tasks": [{"name": "synthetic-2d"}],
+                     "models": [{"arch": "C8-E16"}], "uq": {"times_s": []}})

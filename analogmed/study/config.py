@@ -90,6 +90,14 @@ class ModelEntry(_Strict):
         return f"{base}+hwa" if self.hwa and not self.label else base
 
 
+class UQSection(_Strict):
+    """Optional ``[uq]``: Monte Carlo uncertainty (``analogmed.uq.uq_evaluate``) per model, preset and t."""
+
+    times_s: list[float] = Field(default_factory=lambda: [86400.0], min_length=1)
+    samples: int = Field(10, ge=2, description="Monte Carlo hardware instances per t (R >= 2)")
+    presets: Optional[list[str]] = None  # default: the study's presets
+
+
 class StudyConfig(_Strict):
     """A validated study file (see module docstring)."""
 
@@ -106,6 +114,7 @@ class StudyConfig(_Strict):
     tasks: list[dict[str, Any]] = Field(default_factory=list)
     models: list[ModelEntry] = Field(min_length=1)
     plots: dict[str, Any] = Field(default_factory=dict)
+    uq: Optional[UQSection] = None
 
     @model_validator(mode="after")
     def _check(self):

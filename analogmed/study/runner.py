@@ -199,6 +199,9 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
     times = cfg.grid()
     presets = [load_preset(p).name for p in cfg.presets]  # validate every name before any work
+    if cfg.uq is not None:
+        for p in cfg.uq.presets or cfg.presets:
+            load_preset(p).check_times(tuple(float(t) for t in cfg.uq.times_s))
     for p in cfg.presets:
         load_preset(p).check_times(times)
     if len(set(presets)) != len(presets):
@@ -243,6 +246,19 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
                     if on_rows:
                         on_rows(added)
         bar.close()
+        if cfg.uq is not None:  # [uq]: Monte Carlo uncertainty per (model, preset), resumable
+            from analogmed.uq import uq_evaluate
+
+            done_uq = store.uq_done()
+            for m in models:
+                for p in cfg.uq.presets or cfg.presets:
+                    pname = load_preset(p).name
+                    if (m.key, pname) in done_uq:
+                        continue
+                    ck = load_checkpoint(m.path)
+                    rows = uq_evaluate(ck.model, ck.task(), p, cfg.uq.times_s, cfg.uq.samples, cfg.seed,
+                                       cfg.split, batch_size=cfg.batch_size)
+                    store.add_uq(cfg.name, m.key, pname, rows)
         table = store.table()
         total = store.count()
     figures: list[Path] = []
@@ -277,7 +293,11 @@ def export_table(path: str | Path, dest: str | Path) -> Path:
 
     with open_results(path) as store:
         df = store.table()
+        uq = store.uq_table()
     dest = Path(dest)
+    if not uq.empty and dest.suffix == ".csv":  # [uq] rows beside the table: <name>-uq.csv
+        with atomic_path(dest.with_name(f"{dest.stem}-uq.csv")) as tmp:
+            uq.to_csv(tmp, index=False)
     if dest.suffix == ".parquet":
         try:
             import pyarrow  # noqa: F401

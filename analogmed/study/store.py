@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS results (
     seed INTEGER NOT NULL, program_seed INTEGER NOT NULL, score REAL NOT NULL, metrics TEXT NOT NULL,
     digital_score REAL, wall_s REAL NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
     PRIMARY KEY (model_key, task, preset, t_inference_s, repetition));
+CREATE TABLE IF NOT EXISTS uq_results (
+    study TEXT NOT NULL, model_key TEXT NOT NULL, preset TEXT NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (model_key, preset));
 """
 
 #: Columns that vary between identical runs (excluded when comparing tables).
@@ -152,6 +155,32 @@ class Store:
             raise UserError(f"cannot write results to {self.path} ({exc}); free disk space and resume "
                             f"(finished evaluations are kept)") from None
         return len(vals)
+
+    def uq_done(self) -> set[tuple[str, str]]:
+        """(model_key, preset) pairs whose [uq] rows are stored."""
+        return {(a, b) for a, b in self.conn.execute("SELECT model_key, preset FROM uq_results")}
+
+    def add_uq(self, study: str, model_key: str, preset: str, rows: list[dict]) -> None:
+        """Store the ``uq_evaluate`` rows of one (model, preset) in one transaction."""
+        try:
+            with self._tx():
+                self.conn.execute("INSERT OR IGNORE INTO uq_results VALUES (?, ?, ?, ?)",
+                                  (study, model_key, preset, json.dumps(rows, default=float)))
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"cannot write results to {self.path} ({exc}); free disk space and resume") from None
+
+    def uq_table(self) -> pd.DataFrame:
+        """Every stored [uq] row (one per model, preset, method, t) joined with the model labels."""
+        recs = []
+        for key, preset, blob in self.conn.execute("SELECT model_key, preset, row FROM uq_results "
+                                                   "ORDER BY model_key, preset"):
+            for r in json.loads(blob):
+                recs.append({"model_key": key, "uq_preset": preset, **r})
+        df = pd.DataFrame(recs)
+        if df.empty:
+            return df
+        models = pd.read_sql_query("SELECT model_key, model_id, task, label, grp FROM models", self.conn)
+        return models.merge(df, on="model_key", how="right")
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
