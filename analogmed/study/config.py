@@ -137,7 +137,7 @@ class StudyConfig(_Strict):
 
     def fingerprint(self) -> str:
         """sha256 (16 hex) of everything that changes results (not ``description``/``plots``)."""
-        blob = self.model_dump(exclude={"description", "plots"})
+        blob = self.model_dump(exclude={"description", "plots", "uq"})  # [uq] rows carry their own key
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 

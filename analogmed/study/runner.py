@@ -249,7 +249,8 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
         if cfg.uq is not None:  # [uq]: Monte Carlo uncertainty per (model, preset), resumable
             from analogmed.uq import uq_evaluate
 
-            done_uq = store.uq_done()
+            ukey = _hash({"uq": cfg.uq.model_dump(), "seed": cfg.seed, "split": cfg.split})
+            done_uq = store.uq_done(ukey)
             for m in models:
                 for p in cfg.uq.presets or cfg.presets:
                     pname = load_preset(p).name
@@ -258,7 +259,7 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
                     ck = load_checkpoint(m.path)
                     rows = uq_evaluate(ck.model, ck.task(), p, cfg.uq.times_s, cfg.uq.samples, cfg.seed,
                                        cfg.split, batch_size=cfg.batch_size)
-                    store.add_uq(cfg.name, m.key, pname, rows)
+                    store.add_uq(cfg.name, m.key, pname, ukey, rows)
         table = store.table()
         total = store.count()
     figures: list[Path] = []

@@ -39,8 +39,8 @@ CREATE TABLE IF NOT EXISTS results (
     digital_score REAL, wall_s REAL NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
     PRIMARY KEY (model_key, task, preset, t_inference_s, repetition));
 CREATE TABLE IF NOT EXISTS uq_results (
-    study TEXT NOT NULL, model_key TEXT NOT NULL, preset TEXT NOT NULL, row TEXT NOT NULL,
-    PRIMARY KEY (model_key, preset));
+    study TEXT NOT NULL, model_key TEXT NOT NULL, preset TEXT NOT NULL, uq_key TEXT NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (model_key, preset, uq_key));
 """
 
 #: Columns that vary between identical runs (excluded when comparing tables).
@@ -156,26 +156,27 @@ class Store:
                             f"(finished evaluations are kept)") from None
         return len(vals)
 
-    def uq_done(self) -> set[tuple[str, str]]:
-        """(model_key, preset) pairs whose [uq] rows are stored."""
-        return {(a, b) for a, b in self.conn.execute("SELECT model_key, preset FROM uq_results")}
+    def uq_done(self, uq_key: str) -> set[tuple[str, str]]:
+        """(model_key, preset) pairs whose [uq] rows for the [uq] settings ``uq_key`` are stored."""
+        return {(a, b) for a, b in self.conn.execute("SELECT model_key, preset FROM uq_results WHERE uq_key = ?",
+                                                     (uq_key,))}
 
-    def add_uq(self, study: str, model_key: str, preset: str, rows: list[dict]) -> None:
+    def add_uq(self, study: str, model_key: str, preset: str, uq_key: str, rows: list[dict]) -> None:
         """Store the ``uq_evaluate`` rows of one (model, preset) in one transaction."""
         try:
             with self._tx():
-                self.conn.execute("INSERT OR IGNORE INTO uq_results VALUES (?, ?, ?, ?)",
-                                  (study, model_key, preset, json.dumps(rows, default=float)))
+                self.conn.execute("INSERT OR IGNORE INTO uq_results VALUES (?, ?, ?, ?, ?)",
+                                  (study, model_key, preset, uq_key, json.dumps(rows, default=float)))
         except sqlite3.OperationalError as exc:
             raise UserError(f"cannot write results to {self.path} ({exc}); free disk space and resume") from None
 
     def uq_table(self) -> pd.DataFrame:
         """Every stored [uq] row (one per model, preset, method, t) joined with the model labels."""
         recs = []
-        for key, preset, blob in self.conn.execute("SELECT model_key, preset, row FROM uq_results "
-                                                   "ORDER BY model_key, preset"):
+        for key, preset, ukey, blob in self.conn.execute("SELECT model_key, preset, uq_key, row FROM uq_results "
+                                                         "ORDER BY model_key, preset, uq_key"):
             for r in json.loads(blob):
-                recs.append({"model_key": key, "uq_preset": preset, **r})
+                recs.append({"model_key": key, "uq_preset": preset, "uq_key": ukey, **r})
         df = pd.DataFrame(recs)
         if df.empty:
             return df
