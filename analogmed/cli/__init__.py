@@ -33,6 +33,8 @@ _COMMAND_MODULES = [
     "analogmed.cli.study",
     "analogmed.cli.bench",
     "analogmed.cli.plot",
+    "analogmed.cli.nasbench",
+    "analogmed.cli.search",
 ]
 
 for _name in _COMMAND_MODULES:
