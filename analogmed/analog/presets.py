@@ -97,8 +97,11 @@ class TrainingSection(_Strict):
     checkpoint is chosen. docs/hwa.md gives the measured effect of each knob."""
 
     # --- what the tiles do in training (aihwkit rpu_config.modifier / clip / remap) ---------------
-    weight_noise_type: Literal["add_normal", "mult_normal", "none"] = "add_normal"
+    weight_noise_type: Literal["add_normal", "mult_normal", "preset", "none"] = Field(
+        "add_normal", description="preset: a fresh programmed instance of this preset's device model at "
+        "noise_time_s at every training forward (analogmed.analog.hwa_noise)")
     weight_noise: float = Field(0.06, ge=0, description="std of the injected weight noise (relative to max |w|)")
+    noise_time_s: float = Field(86_400.0, ge=0, description="preset noise: drift time of the sampled instances (s)")
     clip_type: Literal["fixed_value", "layer_gaussian", "none"] = "fixed_value"
     clip_fixed_value: float = Field(1.0, description="fixed_value clip bound; with layer_gaussian a cap on "
                                     "sigma * std(w) when > 0 (<= 0: no cap, aihwkit's default -1)")
@@ -260,8 +263,13 @@ class Preset:
                                 "training has nothing to train against; use e.g. --preset pcm")
             rpu.modifier.type = {"add_normal": WeightModifierType.ADD_NORMAL,
                                  "mult_normal": WeightModifierType.MULT_NORMAL,
+                                 "preset": WeightModifierType.NONE,
                                  "none": WeightModifierType.NONE}[t.weight_noise_type]
             rpu.modifier.std_dev = t.weight_noise
+            if t.weight_noise_type == "preset":
+                from analogmed.analog.hwa_noise import PresetNoiseSimulatorTile
+                rpu.simulator_tile_class = PresetNoiseSimulatorTile
+                rpu.modifier.pcm_t_inference = t.noise_time_s
             rpu.clip.type = {"fixed_value": WeightClipType.FIXED_VALUE,
                              "layer_gaussian": WeightClipType.LAYER_GAUSSIAN,
                              "none": WeightClipType.NONE}[t.clip_type]
