@@ -149,7 +149,11 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
     hook = None
     if t.batchnorm == "freeze":
         norms = [m for m in amodel.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        hook = amodel.register_forward_pre_hook(lambda mod, inp: [m.eval() for m in norms] and None)
+
+        def freeze(mod: nn.Module, inp: Any) -> None:  # after fit's model.train(): norms use running stats
+            for norm in norms:
+                norm.eval()
+        hook = amodel.register_forward_pre_hook(freeze) if norms else None
     evaluate = None
     if t.select == "analog":
         def evaluate(m: nn.Module) -> dict[str, float]:
