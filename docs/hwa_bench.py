@@ -152,7 +152,8 @@ def main() -> None:
         if not todo:
             continue
         cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, device="cpu", progress=False, val_every=0)
-        key = hashlib.sha1(json.dumps([spec, task.spec, cfg.recipe()], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        blob = json.dumps([spec, task.spec, cfg.recipe()], sort_keys=True, default=str).encode()
+        key = hashlib.sha1(blob).hexdigest()[:16]
         path = a.cache / f"{key}.pt"
         if path.is_file():
             ck = load_checkpoint(path)
@@ -179,7 +180,8 @@ def main() -> None:
             r = robust(h.model, task, base, a.repeats, a.seed)
             drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
             row = {"net": name, "variant": v, "preset": base.name, "dims": a.dims, "repeats": a.repeats,
-                   "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()}, **{f"hwa_{k}": x for k, x in r.items()},
+                   "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()},
+                   **{f"hwa_{k}": x for k, x in r.items()},
                    "drop_plain": drop_p, "drop_hwa": drop_h,
                    "reduction": 1 - drop_h / drop_p if drop_p > 0 else float("nan"),
                    "best_epoch": h.metrics.get("best_epoch"), "train_s": train_s, "hwa_s": hwa_s,

@@ -21,10 +21,10 @@ def train(
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     no_augment: bool = typer.Option(False, "--no-augment", help="no train-time augmentation"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same model)"),
-    hwa: bool = typer.Option(False, "--hwa", help="then hardware-aware training on --preset (its [training] recipe, docs/hwa.md)"),
+    hwa: bool = typer.Option(False, "--hwa", help="then hardware-aware training on --preset (its [training] recipe)"),
     preset: str = typer.Option("pcm", "--preset", "-p", help="analog hardware preset for --hwa"),
-    hwa_epochs: Optional[int] = typer.Option(None, help="hardware-aware epochs (default: the preset's [training] epochs)"),
-    hwa_lr: Optional[float] = typer.Option(None, help="hardware-aware learning rate (default: the preset's [training] lr)"),
+    hwa_epochs: Optional[int] = typer.Option(None, help="hardware-aware epochs (default: the preset's recipe)"),
+    hwa_lr: Optional[float] = typer.Option(None, help="hardware-aware learning rate (default: the preset's recipe)"),
     out: Path = typer.Option(Path("model.pt"), help="checkpoint file to write"),
 ) -> None:
     """Train a network on a task (digitally; with --hwa then hardware-aware) and write a checkpoint that rebuilds it alone.
