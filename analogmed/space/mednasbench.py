@@ -382,5 +382,38 @@ def describe(spec: dict, model: MedNasBenchUNet | None = None) -> dict[str, Any]
             "params_unused": sum(p.numel() for p in m.unused.values()), "params_in_file": cfg.get("params")}
 
 
-__all__ = ["ConvUnit", "MedNasBenchUNet", "build_mednasbench", "centre_crop", "count_params", "describe",
-           "load_mednasbench", "read_config"]
+def check_config(path: str | os.PathLike, padding: str = "same", size: tuple[int, int] = (64, 64)) -> dict[str, Any]:
+    """Import one ``sampleN.json``, build it with weights, compare parameters and run one forward.
+
+    ``size``: input height x width (pixels); the input is ``randn(1, in_channels, *size)`` from the
+    global torch generator (seed it). Returns ``{path, imported, params_built, params_in_file,
+    params_match, out_shape, forward_ok, problem}`` where ``forward_ok`` means the output is
+    ``[1, out_channels, *size]`` and ``problem`` is "" or one line saying what failed.
+    """
+    row: dict[str, Any] = {"path": str(path), "imported": False, "params_built": None, "params_in_file": None,
+                           "params_match": False, "out_shape": None, "forward_ok": False, "problem": ""}
+    try:
+        spec = load_mednasbench(path, padding)
+    except UserError as exc:
+        row["problem"] = f"import: {exc}"
+        return row
+    row["imported"] = True
+    model = build_mednasbench(spec).eval()
+    row["params_built"], row["params_in_file"] = count_params(model), spec["config"].get("params")
+    row["params_match"] = row["params_built"] == row["params_in_file"]
+    problems = [] if row["params_match"] else [
+        f"params {row['params_built']} but the file says {row['params_in_file']}"]
+    try:
+        with torch.no_grad():
+            row["out_shape"] = tuple(model(torch.randn(1, model.in_channels, *size)).shape)
+        row["forward_ok"] = row["out_shape"] == (1, model.out_channels, *size)
+        if not row["forward_ok"]:
+            problems.append(f"forward gives {list(row['out_shape'])}, not {[1, model.out_channels, *size]}")
+    except UserError as exc:
+        problems.append(f"forward: {exc}")
+    row["problem"] = "; ".join(problems)
+    return row
+
+
+__all__ = ["ConvUnit", "MedNasBenchUNet", "build_mednasbench", "centre_crop", "check_config", "count_params",
+           "describe", "load_mednasbench", "read_config"]
