@@ -173,6 +173,10 @@ def mednasbench(
 
     if padding not in PADDINGS:
         raise UserError(f"--padding {padding!r} must be one of {', '.join(PADDINGS)}")
+    if check and out is not None:
+        raise UserError("--check writes nothing; drop --out (or --check to write the specs)")
+    if out is not None:
+        _check_out_folder(out)
     paths = _mednasbench_files(files)
     if check:
         _mednasbench_check(paths, padding, parse_size(input_size, 2))
@@ -182,11 +186,30 @@ def mednasbench(
         d = describe(spec)
         typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  pool {d['pool']}  "
                    f"params {d['params_built']} (file says {d['params_in_file']}; {d['params_unused']} never run)  "
-                   f"input {d['sizes']}")
+                   f"input {d['sizes']}, 64x64 -> {'x'.join(map(str, d['out_at_64'] or ('-',)))}")
         if out is not None:
-            write_text_atomic(out / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
+            target = out / f"{f.stem}.spec.json"
+            try:
+                write_text_atomic(target, json.dumps(spec, indent=1) + "\n")
+            except OSError as exc:
+                raise UserError(f"cannot write {target} ({exc.strerror}); choose a writable --out folder") from None
     if out is not None:
         typer.echo(f"wrote {len(specs)} model spec(s) to {out}; build them with analogmed.models.build_model")
+
+
+def _check_out_folder(out: Path) -> None:
+    """UserError (before any work) if ``out`` is not a folder we can create or write into."""
+    import os
+
+    from analogmed.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder; give a folder for the specs")
+    base = out
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {base} is not a writable folder; choose a writable --out folder")
 
 
 def _mednasbench_check(paths: List[Path], padding: str, size: tuple) -> None:

@@ -369,16 +369,20 @@ def count_params(model: nn.Module) -> int:
 
 
 def describe(spec: dict, model: MedNasBenchUNet | None = None) -> dict[str, Any]:
-    """Id, name, channels, accepted sizes and parameter counts of a config beside the file's ``params``.
+    """Id, name, channels, accepted sizes, output size for 64x64 and parameter counts beside the file's ``params``.
 
     ``params_built`` counts every trainable parameter (as the prototype did, so it should equal
     ``params_in_file``); ``params_unused`` is the part in the never-run inner Expand convs.
     """
-    m = model if model is not None else build_mednasbench(spec)
+    if model is None:
+        with torch.device("meta"):  # counts and sizes only: no weights allocated
+            model = build_mednasbench(spec)
+    m = model
     cfg = spec.get("config", spec)
     return {"id": cfg.get("id"), "name": cfg.get("name"), "in_channels": m.in_channels,
             "out_channels": m.out_channels, "pool": type(m.inner_pool).__name__ if m.inner_pool else "none",
-            "padding": m.padding, "sizes": m.accepted_sizes(), "params_built": count_params(m),
+            "padding": m.padding, "sizes": m.accepted_sizes(),
+            "out_at_64": m.out_size(64, 64) if m._sizes(64) is not None else None, "params_built": count_params(m),
             "params_unused": sum(p.numel() for p in m.unused.values()), "params_in_file": cfg.get("params")}
 
 
