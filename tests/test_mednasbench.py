@@ -268,6 +268,11 @@ def test_check_config(tmp_path):
     assert bad["imported"] and not bad["params_match"] and "but the file says 5" in bad["problem"]
     proto = check_config(tmp_path / "g.json", padding="prototype", size=(16, 16))
     assert proto["out_shape"] == (1, 3, 16, 16) and proto["forward_ok"]  # k 3, d 1: no shrink
+    small = check_config(_write(tmp_path, published(c=2, k=5, dil=(2, 2, 2), params=expected_params(2, 5)[0]),
+                                "s.json"), padding="prototype", size=(16, 16))
+    assert small["params_match"] and not small["forward_ok"]
+    assert small["problem"].startswith("forward: UserError: MED-NAS-Bench model unet_like_model_0 does not accept "
+                                       "input size 16x16: it takes sizes >= 36")
 
 
 # ---------------------------------------------------------------------------------- bad input

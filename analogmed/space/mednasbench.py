@@ -413,8 +413,8 @@ def check_config(path: str | os.PathLike, padding: str = "same", size: tuple[int
         row["forward_ok"] = row["out_shape"] == (1, model.out_channels, *size)
         if not row["forward_ok"]:
             problems.append(f"forward gives {list(row['out_shape'])}, not {[1, model.out_channels, *size]}")
-    except UserError as exc:
-        problems.append(f"forward: {exc}")
+    except (UserError, RuntimeError) as exc:
+        problems.append(f"forward: {type(exc).__name__}: {exc}".splitlines()[0])
     row["problem"] = "; ".join(problems)
     return row
 
