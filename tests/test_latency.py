@@ -18,7 +18,8 @@ from analogmed.latency.lut import LatencyTable, measure_ops, read_lut, write_lut
 from analogmed.latency.model import DEFAULT_PARAMS, ModelParams, fit_params, model_lut, predict_table
 from analogmed.latency.ops import Op, op_module
 from analogmed.latency.platform import Platform, list_platforms, load_platform
-from analogmed.latency.reference import ReferenceUNet, op_grid, random_candidates
+from analogmed.latency.grid import op_grid, random_candidates
+from reference_unet import ReferenceUNet
 from analogmed.latency.validate import calibrated_check, candidate_check, mape, summary, tau
 
 TINY = Platform(name="tiny", cpu_model="test", cores=1, threads=1, clock_ghz=2.0, simd_width_bits=256,
@@ -90,7 +91,7 @@ def test_grid_covers_every_op_of_random_candidates():
     grid = set(op_grid(2, (32, 32), (4, 8), 3))
     import random
 
-    from analogmed.latency.reference import random_reference
+    from reference_unet import random_reference
 
     rng = random.Random(0)
     for _ in range(40):

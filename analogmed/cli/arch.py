@@ -60,24 +60,29 @@ def sample(
     import random
 
     from analogmed.errors import UserError
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_dir, check_output_file, output_set, write_text_atomic
     from analogmed.space.architecture import sample_architecture
 
     if count < 1:
         raise UserError(f"--count must be >= 1, not {count}")
     if out is not None and count > 1 and out.suffix == ".json":
         raise UserError(f"--out {out} is a .json file but --count is {count}; give a folder")
+    if out is not None:
+        (check_output_file if count == 1 else check_output_dir)(out, "--out")
     rng = random.Random(seed)
     archs = [sample_architecture(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
                                  head=head, depth=depth, rng=rng) for _ in range(count)]
+    if out is None and count == 1:
+        typer.echo(archs[0].to_json(indent=1))
+        return
     for a in archs:
-        if out is None and count == 1:
-            typer.echo(a.to_json(indent=1))
-            return
         typer.echo(f"{a.id}  {a.label:<24} depth {a.depth}  params {_params(a)}")
-        if out is not None:
-            path = out if count == 1 else out / f"{a.id}.json"
-            write_text_atomic(path, a.to_json(indent=1) + "\n")
+    if out is not None and count == 1:
+        write_text_atomic(out, archs[0].to_json(indent=1) + "\n")
+    elif out is not None:  # all files or none
+        with output_set(out) as stage:
+            for a in archs:
+                write_text_atomic(stage / f"{a.id}.json", a.to_json(indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {count} architecture(s) to {out} (seed {seed})")
 
@@ -142,17 +147,26 @@ def mednasbench(
     out: Optional[Path] = typer.Option(None, help="folder for the model specs (<stem>.spec.json each)"),
 ) -> None:
     """Import MED-NAS-Bench configs as 2-D models (architecture only: their metrics are not measurements)."""
-    from analogmed.io import write_text_atomic
+    from analogmed.errors import UserError
+    from analogmed.io import check_output_dir, output_set, write_text_atomic
     from analogmed.models import model_id
     from analogmed.space.mednasbench import describe, load_mednasbench
 
-    specs = [(f, load_mednasbench(f)) for f in files]   # all validated before anything is written
+    check_output_dir(out, "--out")
+    specs = []
+    for f in files:  # all validated before anything is written
+        try:
+            specs.append((f, load_mednasbench(f)))
+        except UnicodeDecodeError:
+            raise UserError(f"MED-NAS-Bench config {f} is not a text (JSON) file; give a sampleN.json config") from None
     for f, spec in specs:
         d = describe(spec)
         typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  "
                    f"params {d['params_built']} (file says {d['params_in_file']})")
-        if out is not None:
-            write_text_atomic(out / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
+    if out is not None:  # all files or none
+        with output_set(out) as stage:
+            for f, spec in specs:
+                write_text_atomic(stage / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {len(specs)} model spec(s) to {out}; build them with analogmed.models.build_model")
 

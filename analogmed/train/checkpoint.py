@@ -58,9 +58,14 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
-    """Write ``ckpt`` to ``path`` atomically."""
+    """Write ``ckpt`` to ``path`` atomically; UserError (nothing written) if a weight is NaN or infinite."""
     from analogmed.io import atomic_path
 
+    state = ckpt.model.state_dict()
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(f"refusing to save {path}: {len(bad)} of {len(state)} tensors hold NaN/inf values "
+                        f"(first {bad[0]!r}); training diverged, train again with a lower learning rate")
     blob = {"format": FORMAT, "version": VERSION, "spec": ckpt.spec, "task_spec": ckpt.task_spec,
             "seed": int(ckpt.seed), "recipe": ckpt.recipe, "metrics": ckpt.metrics,
             "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()}}
