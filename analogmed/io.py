@@ -234,6 +234,8 @@ def output_set(folder: str | os.PathLike) -> Iterator[Path]:
         ok = True
     except OSError as exc:
         raise os_error(folder, exc) from None
+    except UserError as exc:  # name the user's folder, not the temporary one
+        raise UserError(str(exc).replace(str(stage), str(folder))) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if not ok:

@@ -281,6 +281,10 @@ def test_cli_build_show_cost_and_errors(tmp_path):
     r = _cli("cost", "--arch", str(bad))
     assert r.returncode == 2 and "not valid JSON" in r.stderr
     arch = tmp_path / "c.json"
-    arch.write_text(json.dumps({"blocks": ["C", "Z"], "widths": [8, 8]}))
+    from analogmed.space.architecture import Architecture
+
+    d = Architecture.from_label("C8-C8").to_dict()
+    d["blocks"] = ["C", "Q"]
+    arch.write_text(json.dumps(d))
     r = _cli("cost", "--arch", str(arch), "--input-size", "16x16")
-    assert r.returncode == 2 and "unknown block" in r.stderr
+    assert r.returncode == 2 and "'Q'" in r.stderr and "Traceback" not in r.stderr

@@ -50,7 +50,7 @@ def _worker_setup():
 class DaskExecutor:
     """Run jobs on a Dask cluster (local with ``workers`` processes, or at ``scheduler``)."""
 
-    def __init__(self, workers: int = 0, scheduler: str | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S):
+    def __init__(self, workers: int = 0, scheduler: str | None = None, connect_timeout_s: float | None = None):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -59,7 +59,7 @@ class DaskExecutor:
         if scheduler:
             scheduler = check_scheduler(scheduler, connect_timeout_s)
             try:
-                self.client = Client(scheduler, timeout=f"{connect_timeout_s}s")
+                self.client = Client(scheduler, timeout=f"{connect_timeout_s or CONNECT_TIMEOUT_S}s")
             except (OSError, TimeoutError) as exc:
                 raise UserError(f"Dask scheduler {scheduler} is unreachable ({type(exc).__name__}); "
                                 f"check the address or run without --scheduler") from None
@@ -123,12 +123,13 @@ async def _identity(address: str, timeout_s: float):
         comm.abort()
 
 
-def check_scheduler(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+def check_scheduler(address: str, timeout_s: float | None = None) -> str:
     """Validate ``address`` and ask it who it is, within ``timeout_s`` seconds; returns the normalised address.
 
     UserError (one line) if it is malformed, nothing listens there, or what answers is not a Dask scheduler
     (e.g. an HTTP server, which would otherwise make the client hang).
     """
+    timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
     scheme, host, port = parse_scheduler(address)
     norm = f"{scheme}://{host}:{port}" if ":" not in host else f"{scheme}://[{host}]:{port}"
     try:

@@ -108,7 +108,10 @@ def validate_study(cfg: StudyConfig, workers: int = 0, scheduler: str | None = N
     from analogmed.train import load_checkpoint
 
     check_executor_args(workers, scheduler)
-    check_output_dir(study_dir_for(cfg, out), "study folder")
+    sdir = check_output_dir(study_dir_for(cfg, out), "study folder")
+    if (sdir / DB_NAME).exists():  # a damaged or foreign store: found now, not after the training
+        with Store.open(sdir / DB_NAME, create=False):
+            pass
     times = cfg.grid()
     presets = [load_preset(p).name for p in cfg.presets]
     if len(set(presets)) != len(presets):

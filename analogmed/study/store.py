@@ -140,16 +140,22 @@ class Store:
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(SCHEMA)
             else:
+                side = [Path(f"{path}{s}") for s in ("-wal", "-shm")]
+                fresh = [p for p in side if not p.exists()]  # made by this open: removed again on failure
                 conn = _open_readonly(path)
                 names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
                 if not {"meta", "models", "results"} <= names:
-                    conn.close()
                     raise UserError(f"{path} is an SQLite database but not a study's results store (no results "
                                     f"table); give the results.sqlite written by analogmed study run")
                 conn.execute("PRAGMA quick_check(1)").fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UserError) as exc:
             if conn is not None:
                 conn.close()
+            if not create:
+                for p in fresh:
+                    p.unlink(missing_ok=True)
+            if isinstance(exc, UserError):
+                raise
             raise store_error(path, exc, writing=create) from None
         except OSError as exc:
             from analogmed.io import os_error
@@ -280,7 +286,6 @@ class Store:
 
 # -- where a study's store lives; opening it for reading ----------------------------------------------
 DB_NAME = "results.sqlite"
-LOCK_NAME = "study.lock"
 
 
 def study_dir_for(cfg, out: str | Path | None = None) -> Path:
@@ -333,17 +338,17 @@ def export_table(path: str | Path, dest: str | Path) -> Path:
 
 
 class StudyLock:
-    """An exclusive lock on one study folder (``<dir>/study.lock``, ``fcntl.flock``), held while it runs.
+    """An exclusive lock on one study folder (``fcntl.flock`` on the folder itself), held while it runs.
 
     A second ``study run`` of the same study refuses with one line instead of training and evaluating
-    everything twice. The lock is released when the process ends, even on ``kill -9``.
+    everything twice. No lock file is left behind; the lock is released when the process ends, even on
+    ``kill -9``.
     """
 
     def __init__(self, study_dir: str | Path, name: str = ""):
         self.dir = Path(study_dir)
-        self.path = self.dir / LOCK_NAME
         self.name = name
-        self._fh = None
+        self._fd = None
 
     def acquire(self) -> "StudyLock":
         import fcntl
@@ -353,28 +358,24 @@ class StudyLock:
 
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path, "a+")
+            fd = os.open(self.dir, os.O_RDONLY)
         except OSError as exc:
-            raise os_error(self.path, exc) from None
+            raise os_error(self.dir, exc) from None
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise UserError(f"study {self.name or self.dir} is already running in {self.dir} ({holder}); "
-                            f"wait for it to finish, or run into another folder with --out") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        self._fh = fh
+            os.close(fd)
+            raise UserError(f"study {self.name or self.dir} is already running in {self.dir} (another process "
+                            f"holds its lock); wait for it to finish, or run into another folder with --out") from None
+        self._fd = fd
         return self
 
     def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()  # closing drops the flock
-            self._fh = None
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
 
     def __enter__(self):
         return self.acquire()

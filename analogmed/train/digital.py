@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from analogmed.errors import UserError
 from analogmed.seeding import derive_seed, seed_everything
-from analogmed.train.checkpoint import Checkpoint
+from analogmed.train.checkpoint import Checkpoint, nonfinite_tensors
 
 
 @dataclass
@@ -62,12 +62,6 @@ class TrainConfig:
             raise UserError(f"training: weight_decay must be finite and >= 0, not {self.weight_decay}")
         if self.schedule not in ("cosine", "constant"):
             raise UserError(f"training: schedule must be cosine or constant, not {self.schedule!r}")
-
-
-def nonfinite_tensors(model: nn.Module) -> list[str]:
-    """Names of the parameters and buffers of ``model`` that hold NaN or infinite values."""
-    return [k for k, v in model.state_dict().items()
-            if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -145,7 +139,7 @@ def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = No
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
-    bad = nonfinite_tensors(model)
+    bad = nonfinite_tensors(model.state_dict())
     if bad:
         raise UserError(f"training left {len(bad)} tensor(s) with non-finite values (first {bad[0]!r}); "
                         f"lower the learning rate (now {cfg.lr:g}) and train again")
