@@ -383,15 +383,14 @@ def test_output_set_into_existing_folder_keeps_other_files_and_is_all_or_nothing
             pass
 
 
-def test_console_script_subprocess_bad_output_and_http_scheduler(fx, tmp_path):
+def test_console_script_subprocess_bad_output(fx, tmp_path):
     """The real console entry point (a separate process): one line, exit 2, nothing written."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                       os.environ.get("PYTHONPATH", "")]))
     exe = [sys.executable, "-c", "from analogmed.cli import main; main()"]
-    for args in (["drift", "-c", str(fx["d"] / "model.pt"), "--out", str(fx["d"] / "afile")],
-                 ["study", "run", str(fx["d"] / "study.toml"), "--out", str(tmp_path / "s"),
-                  "--scheduler", f"tcp://127.0.0.1:{fx['http']}", "--no-plots"]):
-        res = subprocess.run(exe + args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-        assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    args = ["drift", "-c", str(fx["d"] / "model.pt"), "--out", str(fx["d"] / "afile" / "x")]
+    res = subprocess.run(exe + args, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "afile is a file" in lines[0]
     assert list(tmp_path.iterdir()) == []
