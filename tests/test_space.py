@@ -138,7 +138,7 @@ def test_build_model_dispatch_and_model_id():
 
 
 def test_widths_constants_cover_latency_grid():
-    from analogmed.latency.reference import DEFAULT_GRID
+    from analogmed.latency.grid import DEFAULT_GRID
 
     for d in (2, 3):
         assert tuple(DEFAULT_GRID[d]["widths"]) == WIDTHS[d]

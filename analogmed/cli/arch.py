@@ -60,24 +60,29 @@ def sample(
     import random
 
     from analogmed.errors import UserError
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_dir, check_output_file, output_set, write_text_atomic
     from analogmed.space.architecture import sample_architecture
 
     if count < 1:
         raise UserError(f"--count must be >= 1, not {count}")
     if out is not None and count > 1 and out.suffix == ".json":
         raise UserError(f"--out {out} is a .json file but --count is {count}; give a folder")
+    if out is not None:
+        (check_output_file if count == 1 else check_output_dir)(out, "--out")
     rng = random.Random(seed)
     archs = [sample_architecture(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
                                  head=head, depth=depth, rng=rng) for _ in range(count)]
+    if out is None and count == 1:
+        typer.echo(archs[0].to_json(indent=1))
+        return
     for a in archs:
-        if out is None and count == 1:
-            typer.echo(a.to_json(indent=1))
-            return
         typer.echo(f"{a.id}  {a.label:<24} depth {a.depth}  params {_params(a)}")
-        if out is not None:
-            path = out if count == 1 else out / f"{a.id}.json"
-            write_text_atomic(path, a.to_json(indent=1) + "\n")
+    if out is not None and count == 1:
+        write_text_atomic(out, archs[0].to_json(indent=1) + "\n")
+    elif out is not None:  # all files or none
+        with output_set(out) as stage:
+            for a in archs:
+                write_text_atomic(stage / f"{a.id}.json", a.to_json(indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {count} architecture(s) to {out} (seed {seed})")
 
@@ -167,7 +172,7 @@ def mednasbench(
     """Import MED-NAS-Bench configs as the 2-D networks the prototype built (architecture only: their
     metrics are not measurements)."""
     from analogmed.errors import UserError
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_dir, output_set, write_text_atomic
     from analogmed.models import model_id
     from analogmed.space.mednasbench import PADDINGS, describe, load_mednasbench
 
@@ -175,8 +180,7 @@ def mednasbench(
         raise UserError(f"--padding {padding!r} must be one of {', '.join(PADDINGS)}")
     if check and out is not None:
         raise UserError("--check writes nothing; drop --out (or --check to write the specs)")
-    if out is not None:
-        _check_out_folder(out)
+    check_output_dir(out, "--out")
     paths = _mednasbench_files(files)
     if check:
         _mednasbench_check(paths, padding, parse_size(input_size, 2))
@@ -187,29 +191,12 @@ def mednasbench(
         typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  pool {d['pool']}  "
                    f"params {d['params_built']} (file says {d['params_in_file']}; {d['params_unused']} never run)  "
                    f"input {d['sizes']}, 64x64 -> {'x'.join(map(str, d['out_at_64'] or ('-',)))}")
-        if out is not None:
-            target = out / f"{f.stem}.spec.json"
-            try:
-                write_text_atomic(target, json.dumps(spec, indent=1) + "\n")
-            except OSError as exc:
-                raise UserError(f"cannot write {target} ({exc.strerror}); choose a writable --out folder") from None
+    if out is not None:  # all files or none
+        with output_set(out) as stage:
+            for f, spec in specs:
+                write_text_atomic(stage / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {len(specs)} model spec(s) to {out}; build them with analogmed.models.build_model")
-
-
-def _check_out_folder(out: Path) -> None:
-    """UserError (before any work) if ``out`` is not a folder we can create or write into."""
-    import os
-
-    from analogmed.errors import UserError
-
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder; give a folder for the specs")
-    base = out
-    while not base.exists():
-        base = base.parent
-    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: {base} is not a writable folder; choose a writable --out folder")
 
 
 def _mednasbench_check(paths: List[Path], padding: str, size: tuple) -> None:

@@ -21,8 +21,10 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON"),
 ) -> None:
     """Time MONAI UNet and a search-space candidate, digital vs analog (aihwkit torch tile)."""
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_file, write_text_atomic
     from analogmed.latency.bench import format_bench, run_bench
+
+    check_output_file(json_out, "--json")
 
     if min(threads, batch, repeats, rounds) < 1 or size < 16 or size % 16:
         raise UserError("bench: --threads/--batch/--repeats/--rounds must be >= 1 and --size a multiple of 16")

@@ -51,14 +51,15 @@ _REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {
 }
 
 
-def _factory_params(name: str) -> set[str]:
+def _factory_params(name: str, required: bool = False) -> set[str]:
     mod = {"mni152-tissue": "mni152", "synthetic-2d": "synthetic", "synthetic-3d": "synthetic",
            "msd": "msd", "chestxray14": "chestxray"}[name]
     import importlib
     m = importlib.import_module(f"analogmed.data.{mod}")
     fn = {"mni152": "make_mni152_task", "synthetic": "make_synthetic_task", "msd": "make_msd_task",
           "chestxray": "make_chestxray_task"}[mod]
-    params = set(inspect.signature(getattr(m, fn)).parameters)
+    sig = inspect.signature(getattr(m, fn)).parameters
+    params = {k for k, p in sig.items() if not required or p.default is inspect.Parameter.empty}
     if mod == "synthetic":
         params.discard("spatial_dims")
     return params
@@ -80,6 +81,10 @@ def get_task(name: str, **kw: Any) -> Task:
     bad = sorted(set(kw) - allowed)
     if bad:
         raise UserError(f"task {name!r} has no option {bad[0]!r}; valid options: {', '.join(sorted(allowed))}")
+    missing = sorted(_factory_params(name, required=True) - set(kw))
+    if missing:
+        hint = f" (e.g. -o {missing[0]}=/data/Task04_Hippocampus)" if missing[0] == "root" else ""
+        raise UserError(f"task {name!r} needs the option {missing[0]!r}{hint}; see analogmed data show --help")
     return _REGISTRY[name][0](**kw)
 
 

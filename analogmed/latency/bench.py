@@ -4,8 +4,7 @@ Not a test: it reports medians and the analog/digital ratio of one run on this m
 
 * ``monai-unet``: MONAI ``UNet(spatial_dims=2, in_channels=1, out_channels=2,
   channels=(16, 32, 64, 128), strides=(2, 2, 2))``;
-* ``candidate``: a search-space candidate (``analogmed.space`` sampler, seed 0) or, while the search
-  space is not installed, the reference candidate :data:`BENCH_REFERENCE`.
+* ``candidate``: a search-space candidate (``analogmed.space`` sampler, seed 0).
 
 Input: ``batch x 1 x size x size`` (default 8 x 1 x 128 x 128). Analog models come from
 ``analogmed.analog.to_analog(model, load_preset(preset))``; without ``analogmed.analog``, from
@@ -26,10 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from analogmed.latency.reference import ReferenceUNet
 from analogmed.latency.timing import time_forward, torch_threads
 
-BENCH_REFERENCE = ReferenceUNet(("C", "E", "C", "E"), (16, 32, 64, 128), 2, 1, 2)
 DRIFT_TIMES_S = (60.0, 3600.0, 86400.0, 30 * 86400.0)
 
 
@@ -41,19 +38,11 @@ def monai_unet() -> nn.Module:
 
 def bench_candidate(size: int) -> tuple[str, nn.Module]:
     """(description, model) of the benchmark's search-space candidate."""
-    try:
-        from analogmed.space import architecture as A
-        from analogmed.space.builder import build_candidate
+    from analogmed.space import architecture as A
+    from analogmed.space.builder import build_candidate
 
-        sampler = getattr(A, "sample_architecture", None)
-        if sampler is not None:
-            arch = sampler(seed=0, spatial_dims=2) if "seed" in sampler.__code__.co_varnames else sampler(0)
-            return f"space candidate {getattr(arch, 'id', '')} (seed 0)", build_candidate(arch)
-    except ImportError:
-        pass
-    r = BENCH_REFERENCE
-    return (f"reference candidate {'-'.join(r.blocks)}/{'-'.join(map(str, r.widths))} "
-            f"(analogmed.space not installed)", r.build((size, size)))
+    arch = A.sample_architecture(seed=0, spatial_dims=2)
+    return f"space candidate {arch.id} {arch.label} (seed 0)", build_candidate(arch)
 
 
 def analog_converter(preset: str) -> tuple[str, Callable[[nn.Module], nn.Module],
