@@ -17,6 +17,8 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="output folder (checkpoint copy, drift.csv, summary.csv, drift.png/pdf)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="retrain even if a cached checkpoint exists"),
     digital_only: bool = typer.Option(False, "--digital-only", help="train and score only; skip the analog drift study"),
+    engine: str = typer.Option("fast", help="analog forward engine of the drift study: fast or aihwkit"),
+    variation: str = typer.Option("instances", help="instances: re-program per repetition; reads: re-read one instance"),
 ) -> None:
     """Train (or reuse) the demo U-Net on the MNI152 brain task, then run its analog drift study (1 s .. 1 year)."""
     import shutil
@@ -29,7 +31,12 @@ def demo(
     from analogmed.drift import run_drift
     from analogmed.evaluate.robustness import format_summary
 
-    load_preset(preset)  # bad preset: fail before training
+    from analogmed.analog.fast import check_engine
+    from analogmed.evaluate.robustness import check_variation
+
+    load_preset(preset)  # bad preset / engine / variation: fail before training
+    check_engine(engine)
+    check_variation(variation)
     if repeats < 1:
         from analogmed.errors import UserError
         raise UserError(f"--repeats {repeats} is invalid; use at least 1 hardware instance")
@@ -45,12 +52,15 @@ def demo(
     typer.echo(f"  {'mean':<14} {res.scores['dice_mean']:.3f}")
     if not digital_only:
         typer.echo(f"analog drift study on preset {preset!r}, {repeats} hardware instances:")
-        dr = run_drift(ck, preset, repeats=repeats, seed=seed, out_dir=out)
+        t_drift = time.perf_counter()
+        dr = run_drift(ck, preset, repeats=repeats, seed=seed, out_dir=out, engine=engine, variation=variation)
+        t_drift = time.perf_counter() - t_drift
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(res.path, out / "model.pt")
         typer.echo(format_summary(dr.summary))
         for f in dr.files:
             typer.echo(f"wrote {f}")
+        typer.echo(f"drift study wall time {t_drift:.1f} s (engine {engine})")
     typer.echo(f"wall time {time.perf_counter() - t0:.1f} s")
 
 
