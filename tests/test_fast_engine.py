@@ -146,9 +146,15 @@ def test_fused_pass_definition_and_generator():
     acc = torch.randn_like(y)
     step, bound = 2 * 10 / 254, 10.0
     for sigma in (0.0, 0.04):
-        a = fk.fused_out(y, acc.clone(), scale, bias, 77, sigma, step, bound, seed=9)
-        b = fk.fused_out_torch(y, acc.clone(), scale, bias, 77, sigma, step, bound, seed=9)
-        assert torch.equal(a, b)
+        for inner in (77, 1):  # channel-first (convs) and channel-last (Linear) layouts
+            for ac in (None, acc):
+                a = fk.fused_out(y, None if ac is None else ac.clone(), scale, bias, inner, sigma, step, bound, 9)
+                b = fk.fused_out_torch(y, None if ac is None else ac.clone(), scale, bias, inner, sigma, step, bound, 9)
+                assert torch.equal(a, b)
+    x = torch.randn(4, 300) * 3
+    ir = torch.tensor([2.5])
+    for perfect in (False, True):
+        assert torch.equal(fk.dac(x, ir, perfect, 2 / 254, 1.0), fk.dac_torch(x, ir, perfect, 2 / 254, 1.0))
     noise = 0.04 * fk.gaussian(y.numel(), 9).view_as(y)
     v = (torch.round((y + noise) / step) * step).clamp(-bound, bound)
     want = acc + v * scale.view(1, 5, 1, 1) + bias.view(1, 5, 1, 1)

@@ -47,7 +47,7 @@ from aihwkit.simulator.tiles.array import TileModuleArray
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor, nn
 
-from analogmed.analog.fast_kernel import fused_out
+from analogmed.analog.fast_kernel import dac, fused_out
 from analogmed.analog.layers import _AnalogConvTransposeNd
 
 ENGINES = ("fast", "aihwkit")
@@ -192,14 +192,7 @@ def _fold(layer) -> _Folded | str:
 
 def _dac(x: Tensor, ir: Tensor | None, fo: _Folded) -> Tensor:
     """Input range clamp/divide and DAC quantisation, in aihwkit's order of float operations."""
-    if ir is not None:
-        r = abs(ir.item())
-        x = torch.clamp(x, min=-r, max=r) / ir
-    if fo.perfect:
-        return x
-    if fo.inp_step > 0:
-        x = torch.round(x / fo.inp_step) * fo.inp_step
-    return torch.clamp(x, min=-fo.inp_bound, max=fo.inp_bound)
+    return dac(x, ir, fo.perfect, fo.inp_step, fo.inp_bound)
 
 
 def _seed() -> int:

@@ -96,6 +96,10 @@ def _build() -> ctypes.CDLL:
     f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float,
                   ctypes.c_float, ctypes.c_uint64]
+    d = dll.analogmed_dac
+    d.restype = None
+    d.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_float,
+                  ctypes.c_int, ctypes.c_float, ctypes.c_float]
     return dll
 
 
@@ -226,6 +230,32 @@ def fused_out_torch(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tens
         acc.copy_(v.view(shape))
         return acc
     return v.reshape(shape)
+
+
+def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float) -> torch.Tensor:
+    """Input range clamp/divide and DAC quantisation in torch ops, aihwkit's order of float operations
+    (``apply_input_range``, ``/ input_range``, ``UniformQuantize``, clamp to ``inp_bound``)."""
+    if ir is not None:
+        r = abs(ir.item())
+        x = torch.clamp(x, min=-r, max=r) / ir
+    if perfect:
+        return x
+    if step > 0:
+        x = torch.round(x / step) * step
+    return torch.clamp(x, min=-bound, max=bound)
+
+
+def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float) -> torch.Tensor:
+    """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`."""
+    lib = load_kernel() if (x.device.type == "cpu" and x.dtype == torch.float32) else None
+    if lib is None:
+        return dac_torch(x, ir, perfect, step, bound)
+    src = x.contiguous()
+    out = torch.empty_like(src)
+    r = 0.0 if ir is None else abs(ir.item())
+    lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), r,
+                      1.0 if ir is None else float(ir.item()), int(perfect), float(step), float(bound))
+    return out
 
 
 def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bias: torch.Tensor | None,

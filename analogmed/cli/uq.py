@@ -14,9 +14,11 @@ def uq(
     samples: int = typer.Option(10, help="Monte-Carlo samples: programmed hardware instances (>= 2)"),
     seed: int = typer.Option(0, help="base seed"),
     split: str = typer.Option("val", help="split: train, val or test"),
-    out: Path = typer.Option(Path("runs/uq"), help="output folder (uq.csv, reliability.png/pdf, uncertainty_maps.png/pdf)"),
+    out: Path = typer.Option(Path("runs/uq"),
+                             help="output folder (uq.csv, reliability.png/pdf, uncertainty_maps.png/pdf)"),
     engine: str = typer.Option("fast", help="analog forward engine: fast or aihwkit"),
-    variation: str = typer.Option("instances", help="instances: R programmed instances; reads: one instance re-read R times"),
+    variation: str = typer.Option("instances",
+                                  help="instances: R programmed instances; reads: one instance re-read R times"),
 ) -> None:
     """Uncertainty (entropy, mutual information), calibration (ECE, Brier) and error-detection AUROC:
     digital vs MC dropout (if the model has dropout) vs analog Monte Carlo over hardware instances."""

@@ -17,7 +17,8 @@ from analogmed.io import write_text_atomic
 
 def run_uq(checkpoint, preset: str = "pcm", times_s: Sequence[float] = (86_400.0,), samples: int = 10,
            seed: int = 0, split: str = "val", out_dir: str | Path | None = None,
-           progress: bool = True, engine: str = "fast", variation: str = "instances") -> tuple[pd.DataFrame, list[Path]]:
+           progress: bool = True, engine: str = "fast",
+           variation: str = "instances") -> tuple[pd.DataFrame, list[Path]]:
     """Uncertainty metrics of ``checkpoint`` (object or path): digital vs MC dropout vs analog MC."""
     from analogmed.analog import load_preset
     from analogmed.evaluate.robustness import check_times, prepare_analog

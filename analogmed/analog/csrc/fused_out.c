@@ -110,6 +110,28 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
     int64_t e1 = e0 + 2 * BLOCK < n ? e0 + 2 * BLOCK : n;
     if (sigma > 0.0f) gauss_block(k1, k2, e0 / 2, (int)((e1 - e0 + 1) / 2), g);
     int64_t e = e0;
+    if (inner == 1) {  /* channel-last (Linear): channel = e % C; segments of one row */
+      while (e < e1) {
+        int64_t c0 = e % C;
+        int64_t len = C - c0 < e1 - e ? C - c0 : e1 - e;
+        const float* yy = y + e;
+        const float* sc = scale + c0;
+        const float* gp = g + (e - e0);
+        float* oo = out + e;
+        for (int64_t j = 0; j < len; ++j) {
+          float v = yy[j];
+          if (sigma > 0.0f) v = v + sigma * gp[j];
+          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          v = v > bound ? bound : (v < -bound ? -bound : v);
+          float o = v * sc[j];
+          if (add) o = oo[j] + o;
+          if (bias) o = o + bias[c0 + j];
+          oo[j] = o;
+        }
+        e += len;
+      }
+      continue;
+    }
     while (e < e1) {  /* runs of one channel */
       int64_t row = e / inner;
       int64_t run_end = (row + 1) * inner;
@@ -140,5 +162,23 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
       }
       e = run_end;
     }
+  }
+}
+
+/* Input side of one tile (DAC), elementwise over the feature map (commutes with im2col; 0 stays 0):
+ *   v = clamp(x, -r, r) / ir              static input range (if has_ir)
+ *   v = round(v / step) * step            DAC quantisation (if step > 0; not for a perfect tile)
+ *   v = clamp(v, -bound, bound)           DAC range (not for a perfect tile)
+ * in aihwkit's order of float operations. out may equal x. */
+void analogmed_dac(const float* x, float* out, int64_t n, int has_ir, float r, float ir, int perfect, float step,
+                   float bound) {
+  for (int64_t k = 0; k < n; ++k) {
+    float v = x[k];
+    if (has_ir) { v = v > r ? r : (v < -r ? -r : v); v = v / ir; }
+    if (!perfect) {
+      if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+      v = v > bound ? bound : (v < -bound ? -bound : v);
+    }
+    out[k] = v;
   }
 }
