@@ -108,10 +108,10 @@ class Evaluator:
 
         return {"alpha": float(evaluate_model(sub, task, self.split, self.batch_size)["score"])}
 
-    def _analog(self, sub, task, label: str) -> dict:
+    def _analog(self, sub, task, label: str, tkey: str) -> dict:
         from analogmed.evaluate.robustness import DAY, MONTH, prepare_analog, evaluate_instance
 
-        seed = derive_seed(self.seed, "eval", label, task.name)
+        seed = derive_seed(self.seed, "eval", label, tkey)
         amodel = prepare_analog(sub, task, self.analog.preset, seed=seed)
         by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
         for r in range(self.analog.repeats):
@@ -130,7 +130,8 @@ class Evaluator:
 
         task = self.space.tasks[task_index]
         label = self.space.label(encoding)
-        key = dict(setup=self.setup, objective=objective, task=task.name, arch=label)
+        tkey = self.space.keys[task_index]
+        key = dict(setup=self.setup, objective=objective, task=tkey, arch=label)
         row = self.store.get("evals", **key)
         if row is not None:
             return row
@@ -138,7 +139,7 @@ class Evaluator:
         arch = self.space.arch(encoding, task_index)
         sub = self.space.supernets[task_index].subnet(arch)
         recalibrate_bn(sub, task, self.batch_size)
-        row = self._digital(sub, task) if objective == "digital" else self._analog(sub, task, label)
+        row = self._digital(sub, task) if objective == "digital" else self._analog(sub, task, label, tkey)
         row["wall_s"] = time.perf_counter() - t0
         self.store.put("evals", row, **key)
         self.n_computed += 1
@@ -151,8 +152,8 @@ class Evaluator:
         lat, en = self.cost.encoding_cost(self.space, encoding)
         out = {"label": self.space.label(encoding), "alpha": statistics.fmean(r["alpha"] for r in rows),
                "latency_ms": lat, "energy_mj": en}
-        for t, r in zip(self.space.tasks, rows):
-            out[f"alpha_{t.name}"] = r["alpha"]
+        for k, r in zip(self.space.keys, rows):
+            out[f"alpha_{k}"] = r["alpha"]
         if objective == "analog":
             out["score_1d"] = statistics.fmean(r["score_1d"] for r in rows)
             out["avm"] = statistics.fmean(r["avm"] for r in rows)

@@ -88,10 +88,12 @@ def train_supernets(cfg: SearchConfig, tasks, out: Path, progress: bool = True) 
     """One supernet per task, trained once and stored under ``out/supernets`` (reused when present)."""
     from analogmed.train.supernet import SupernetConfig, load_supernet, save_supernet, train_supernet
 
+    from analogmed.search.space import task_keys
+
     nets = []
     fp = cfg.fingerprint("supernet", "seed")
-    for t in tasks:
-        path = out / "supernets" / f"{t.name}-{fp}.pt"
+    for t, key in zip(tasks, task_keys(tasks)):
+        path = out / "supernets" / f"{key}-{fp}.pt"
         if path.is_file():
             nets.append(load_supernet(path).supernet)
             continue
@@ -111,7 +113,7 @@ def _mark_stale(study) -> None:
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
-def run_one(cfg: SearchConfig, objective: str, method: str, seed: int, space, evaluator, storage: str,
+def run_one(cfg: SearchConfig, objective: str, method: str, seed: int, space, evaluator, storage,
             importances, sigma, level_latency, progress: bool = True, stop_after: int | None = None):
     """Run (or resume) one (objective, method, seed) search to ``cfg.budget`` completed trials."""
     import optuna
@@ -128,8 +130,7 @@ def run_one(cfg: SearchConfig, objective: str, method: str, seed: int, space, ev
     def objective_fn(trial):
         enc = tuple(trial.suggest_categorical(f"l{i}", space.choices(i)) for i in range(space.depth))
         res = evaluator.evaluate(enc, objective)
-        for k, v in res.items():
-            trial.set_user_attr(k, v)
+        trial.set_user_attr("res", res)   # one attribute: one storage commit
         return res["alpha"], res["latency_ms"]
 
     bar = tqdm(total=cfg.budget, initial=done, desc=f"{objective} {method} s{seed}", disable=not progress or None,
@@ -149,7 +150,8 @@ def _trials_frame(study, objective, method, seed, depth) -> pd.DataFrame:
     for n, t in enumerate(done, 1):
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else float("nan")
         rows.append({"objective": objective, "method": method, "seed": seed, "n": n, "trial": t.number,
-                     "encoding": "-".join(encoding_of(t.params, depth)), **t.user_attrs, "trial_s": dur})
+                     "encoding": "-".join(encoding_of(t.params, depth)), **t.user_attrs.get("res", {}),
+                     "trial_s": dur})
     return pd.DataFrame(rows)
 
 
@@ -167,16 +169,16 @@ def standalone_eval(cfg: SearchConfig, space, store: SearchStore, label: str, ta
     from analogmed.space.architecture import Architecture
     from analogmed.train.digital import TrainConfig, train_model
 
-    task = space.tasks[task_index]
+    task, tkey = space.tasks[task_index], space.keys[task_index]
     setup = cfg.fingerprint("standalone", "analog", "seed", "split", "tasks")
-    row = store.get("standalone", setup=setup, task=task.name, arch=label)
+    row = store.get("standalone", setup=setup, task=tkey, arch=label)
     if row is not None:
         return row
     t0 = time.perf_counter()
     sn = space.supernets[task_index]
     arch = Architecture.from_label(label, sn.spatial_dims, sn.in_channels, sn.out_channels)
     st = cfg.standalone
-    seed = derive_seed(cfg.seed, "standalone", label, task.name)
+    seed = derive_seed(cfg.seed, "standalone", label, tkey)
     ckpt = train_model({"family": "space", "arch": arch.to_dict()}, task,
                        TrainConfig(epochs=st.epochs, lr=st.lr, batch_size=st.batch_size, seed=seed, device="cpu",
                                    augment=False, progress=False))
@@ -192,7 +194,7 @@ def standalone_eval(cfg: SearchConfig, space, store: SearchStore, label: str, ta
     row = {"digital_score": digital, "score_1s": s1, "score_1d": s1d,
            "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"),
            "avm": s1 - s30, "train_seed": seed, "wall_s": time.perf_counter() - t0}
-    store.put("standalone", row, setup=setup, task=task.name, arch=label)
+    store.put("standalone", row, setup=setup, task=tkey, arch=label)
     return row
 
 
@@ -205,7 +207,7 @@ def comparison_table(cfg: SearchConfig, space, selected: pd.DataFrame, standalon
                      objective: str) -> pd.DataFrame:
     """The talk's table for one objective: per method a supernet row and a "(T)" row; medians over seeds."""
     rows = []
-    names = [t.name for t in space.tasks]
+    names = space.keys
     sel = selected[selected["objective"] == objective]
     for method in cfg.methods:
         s = sel[sel["method"] == method]
@@ -260,16 +262,19 @@ def run_search(path_or_cfg: str | Path | SearchConfig, out: str | Path | None = 
 
     importances = [block_importance(n) for n in nets]
     sigma = task_similarity(nets, importances)
-    imp_rows = [dict(r, task=t.name, sigma=sigma[(r["level"], r["op"])],
+    imp_rows = [dict(r, task=k, sigma=sigma[(r["level"], r["op"])],
                      level_latency_ms=cost.level_cost(space, r["level"], r["op"]))
-                for t, imp in zip(tasks, importances) for r in imp.to_rows()]
+                for k, imp in zip(space.keys, importances) for r in imp.to_rows()]
     _csv(pd.DataFrame(imp_rows), out / "importance.csv")
 
     store = SearchStore(out / "search.sqlite")
     setup = cfg.fingerprint("tasks", "supernet", "analog", "seed", "split", "platform")
     store.set_meta(name=cfg.name, setup=setup, config=cfg.model_dump_json())
     evaluator = Evaluator(space, cost, store, setup, cfg.analog, cfg.seed, cfg.split)
-    storage = f"sqlite:///{(out / 'optuna.sqlite').resolve()}"
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / 'optuna.sqlite').resolve()}",
+                                         engine_kwargs={"connect_args": {"timeout": 60}})
     frames, run_rows = [], []
     try:
         for objective in cfg.objectives:
@@ -331,9 +336,9 @@ def _summaries(cfg, space, evaluator, store, trials, complete, progress):
                "n": int(s["n"]), "alpha": float(s["alpha"]), "latency_ms": float(s["latency_ms"]),
                "sn_score_1d": analog["score_1d"], "sn_avm": analog["avm"], "on_front":
                bool(pareto_mask(df["alpha"], df["latency_ms"])[df.index.get_loc(s.name)])}
-        for i, t in enumerate(space.tasks):
-            row[f"alpha_{t.name}"] = float(s[f"alpha_{t.name}"])
-            row[f"sn_digital_{t.name}"] = evaluator.task_eval(enc, "digital", i)["alpha"]
+        for i, k in enumerate(space.keys):
+            row[f"alpha_{k}"] = float(s[f"alpha_{k}"])
+            row[f"sn_digital_{k}"] = evaluator.task_eval(enc, "digital", i)["alpha"]
         row.update(platform_latencies(space, enc, costs))
         sel_rows.append(row)
     selected = pd.DataFrame(sel_rows)
@@ -345,7 +350,7 @@ def _summaries(cfg, space, evaluator, store, trials, complete, progress):
         for r, i in tqdm(jobs, desc="stand-alone (T)", disable=not progress or None, leave=False):
             res = standalone_eval(cfg, space, store, r["label"], i)
             st_rows.append({"objective": r["objective"], "method": r["method"], "seed": r["seed"],
-                            "label": r["label"], "task": space.tasks[i].name, **res})
+                            "label": r["label"], "task": space.keys[i], **res})
     standalone = pd.DataFrame(st_rows)
     tables = {obj: comparison_table(cfg, space, selected, standalone, obj) for obj in cfg.objectives}
     return hv, selected, standalone, tables

@@ -2,7 +2,7 @@
 
 Every trial suggests one categorical parameter per level (``l0``, ``l1``, ...; level 0 never Zero)
 and reports two values: ``alpha`` (maximise) and ``latency_ms`` (minimise). Every random draw of a
-trial is seeded from ``(seed, method, n)`` where ``n`` is the number of trials completed before it, so
+trial is seeded from ``(seed, n)`` (the same stream for every method, NSGA-II aside) where ``n`` is the number of trials completed before it, so
 a search killed and resumed draws exactly what an uninterrupted one would have drawn.
 
 * :class:`SeededRandomSampler`: every level uniform among its choices.
@@ -57,7 +57,9 @@ class _Seeded(BaseSampler):
         self.rng = random.Random(seed)
 
     def before_trial(self, study, trial) -> None:
-        self.rng = random.Random(derive_seed(self.seed, self.method, len(_completed(study))))
+        # one stream for every method (common random numbers): MIAS's warm-up and evolution's first
+        # population draw the very architectures random search draws with the same seed
+        self.rng = random.Random(derive_seed(self.seed, "draw", len(_completed(study))))
 
     def random_params(self) -> dict[str, Any]:
         return {f"l{i}": self.rng.choice(self.space.choices(i)) for i in range(self.space.depth)}
@@ -129,7 +131,7 @@ def mias_level_scores(space, importances, sigma: dict | None, level_latency: Cal
     alpha of all trials. ``Lat(l, o)`` is floored at 1 % of the level's median (Identity is almost free).
     """
     out: dict[tuple[int, str], float] = {}
-    names = [t.name for t in space.tasks]
+    names = space.keys
     for l in range(space.depth):
         ops = space.letters
         lats = {o: level_latency(l, o) for o in ops}
@@ -185,11 +187,12 @@ class MIASSampler(_Seeded):
         done = _completed(study)
         if len(done) < self.n_warmup:
             return None
-        names = [t.name for t in self.space.tasks]
+        names = self.space.keys
         trials = []
         for t in done:
             enc = self.space.canonical(encoding_of(t.params, self.space.depth))
-            trials.append((enc, {n: t.user_attrs.get(f"alpha_{n}", t.values[0]) for n in names}))
+            res = t.user_attrs.get("res", {})
+            trials.append((enc, {n: res.get(f"alpha_{n}", t.values[0]) for n in names}))
         seen = {enc for enc, _ in trials}
         ranked = [key for _, key in self.ranked(trials) if key not in seen]
         if not ranked:

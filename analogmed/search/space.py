@@ -30,6 +30,12 @@ DIGITAL_PLATFORMS = ("raspberry-pi3", "laptop-ryzen7-6800h", "this-machine")
 ALL_PLATFORMS = DIGITAL_PLATFORMS + ("hermes",)
 
 
+def task_keys(tasks: Sequence) -> list[str]:
+    """A unique key per task: its name, or ``<name>-<i>`` when one name is given twice (other options)."""
+    names = [t.name for t in tasks]
+    return names if len(set(names)) == len(names) else [f"{n}-{i}" for i, n in enumerate(names)]
+
+
 class SearchSpace:
     """Encodings over the levels of a supernet schedule, for one or more tasks.
 
@@ -44,6 +50,7 @@ class SearchSpace:
         self.supernets, self.tasks = list(supernets), list(tasks)
         self.spatial_dims, self.widths, self.letters = s0.spatial_dims, tuple(s0.widths), tuple(s0.letters)
         self.depth = len(self.widths)
+        self.keys = task_keys(self.tasks)
 
     def choices(self, level: int) -> tuple[str, ...]:
         """Letters level ``level`` may hold (``Zero`` from level 1 on)."""
@@ -181,4 +188,4 @@ class HardwareCost:
                             raise UserError(f"platform {self.platform}: {exc}") from None
 
 
-__all__ = ["ALL_PLATFORMS", "DIGITAL_PLATFORMS", "HardwareCost", "SearchSpace"]
+__all__ = ["ALL_PLATFORMS", "DIGITAL_PLATFORMS", "HardwareCost", "SearchSpace", "task_keys"]
