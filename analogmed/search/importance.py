@@ -70,7 +70,7 @@ class Importance:
     channels: dict[int, torch.Tensor] = field(default_factory=dict)
 
     def to_rows(self) -> list[dict]:
-        return [{"level": l, "op": o, "importance": s} for (l, o), s in sorted(self.score.items())]
+        return [{"level": lv, "op": o, "importance": s} for (lv, o), s in sorted(self.score.items())]
 
 
 @torch.no_grad()
@@ -79,9 +79,9 @@ def block_importance(supernet) -> Importance:
     widths, letters = list(supernet.widths), list(supernet.letters)
     out = Importance()
     u = torch.ones(widths[-1])
-    for l in range(len(widths) - 1, -1, -1):
-        out.channels[l] = u.clone()
-        mats = {o: op_matrix(supernet.blocks[f"{l}_{o}"]) for o in letters if o != IDENTITY}
+    for lv in range(len(widths) - 1, -1, -1):
+        out.channels[lv] = u.clone()
+        mats = {o: op_matrix(supernet.blocks[f"{lv}_{o}"]) for o in letters if o != IDENTITY}
         cin = next(iter(mats.values())).shape[1] if mats else len(u)
         vs = []
         for o in letters:
@@ -91,10 +91,10 @@ def block_importance(supernet) -> Importance:
                 v[:k] = u[:k]
             else:
                 v = mats[o].T @ u
-            out.score[(l, o)] = float(v.sum())
+            out.score[(lv, o)] = float(v.sum())
             vs.append(v)
-        if l > 0:
-            nxt = torch.stack(vs).mean(0)[:widths[l - 1]]
+        if lv > 0:
+            nxt = torch.stack(vs).mean(0)[:widths[lv - 1]]
             u = nxt / nxt.mean().clamp_min(1e-12)
     return out
 
@@ -109,20 +109,20 @@ def task_similarity(supernets, importances: list[Importance]) -> dict[tuple[int,
     across task supernets (module docstring); 1.0 for every op with a single task."""
     s0 = supernets[0]
     out: dict[tuple[int, str], float] = {}
-    for l in range(len(s0.widths)):
+    for lv in range(len(s0.widths)):
         weighted = [o for o in s0.letters if o != IDENTITY]
         for o in weighted:
             vecs = []
             for sn, imp in zip(supernets, importances):
-                ws = _last_weight(sn.blocks[f"{l}_{o}"])
-                u = imp.channels[l]
+                ws = _last_weight(sn.blocks[f"{lv}_{o}"])
+                u = imp.channels[lv]
                 last = ws[-1] * u.view(-1, *([1] * (ws[-1].dim() - 1)))
                 vecs.append(torch.cat([w.flatten() for w in ws[:-1]] + [last.flatten()]))
             pairs = list(itertools.combinations(range(len(vecs)), 2))
-            out[(l, o)] = (sum(_cos(vecs[i], vecs[j]) for i, j in pairs) / len(pairs)) if pairs else 1.0
+            out[(lv, o)] = (sum(_cos(vecs[i], vecs[j]) for i, j in pairs) / len(pairs)) if pairs else 1.0
         if IDENTITY in s0.letters:
-            vals = [out[(l, o)] for o in weighted]
-            out[(l, IDENTITY)] = sum(vals) / len(vals) if vals else 1.0
+            vals = [out[(lv, o)] for o in weighted]
+            out[(lv, IDENTITY)] = sum(vals) / len(vals) if vals else 1.0
     return out
 
 

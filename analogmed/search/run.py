@@ -281,7 +281,7 @@ def run_search(path_or_cfg: str | Path | SearchConfig, out: str | Path | None = 
             for method in cfg.methods:
                 for seed in cfg.seeds:
                     study = run_one(cfg, objective, method, seed, space, evaluator, storage, importances, sigma,
-                                    lambda l, o: cost.level_cost(space, l, o), progress, stop_after)
+                                    lambda lv, o: cost.level_cost(space, lv, o), progress, stop_after)
                     df = _trials_frame(study, objective, method, seed, space.depth)
                     frames.append(df)
                     run_rows.append({"objective": objective, "method": method, "seed": seed, "trials": len(df),

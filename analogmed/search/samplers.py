@@ -2,7 +2,8 @@
 
 Every trial suggests one categorical parameter per level (``l0``, ``l1``, ...; level 0 never Zero)
 and reports two values: ``alpha`` (maximise) and ``latency_ms`` (minimise). Every random draw of a
-trial is seeded from ``(seed, n)`` (the same stream for every method, NSGA-II aside) where ``n`` is the number of trials completed before it, so
+trial is seeded from ``(seed, n)`` (the same stream for every method, NSGA-II aside) where ``n`` is
+the number of trials completed before it, so
 a search killed and resumed draws exactly what an uninterrupted one would have drawn.
 
 * :class:`SeededRandomSampler`: every level uniform among its choices.
@@ -132,9 +133,9 @@ def mias_level_scores(space, importances, sigma: dict | None, level_latency: Cal
     """
     out: dict[tuple[int, str], float] = {}
     names = space.keys
-    for l in range(space.depth):
+    for lv in range(space.depth):
         ops = space.letters
-        lats = {o: level_latency(l, o) for o in ops}
+        lats = {o: level_latency(lv, o) for o in ops}
         floor = max(0.01 * statistics.median(lats.values()), 1e-9)
         per_task = []
         for ti, name in enumerate(names):
@@ -142,13 +143,13 @@ def mias_level_scores(space, importances, sigma: dict | None, level_latency: Cal
             prior = statistics.fmean(every)
             raw = {}
             for o in ops:
-                hits = [a[name] for enc, a in trials if len(enc) > l and enc[l] == o]
+                hits = [a[name] for enc, a in trials if len(enc) > lv and enc[lv] == o]
                 avg = statistics.fmean(hits) if hits else prior
-                raw[o] = importances[ti].score[(l, o)] * avg / max(lats[o], floor)
+                raw[o] = importances[ti].score[(lv, o)] * avg / max(lats[o], floor)
             top = max(abs(v) for v in raw.values()) or 1.0
             per_task.append({o: v / top for o, v in raw.items()})
         for o in ops:
-            out[(l, o)] = statistics.fmean(p[o] for p in per_task) + (sigma[(l, o)] if sigma else 0.0)
+            out[(lv, o)] = statistics.fmean(p[o] for p in per_task) + (sigma[(lv, o)] if sigma else 0.0)
     return out
 
 
@@ -171,16 +172,16 @@ class MIASSampler(_Seeded):
         self._lat_cache: dict[tuple[int, str], float] = {}
         self._level_latency = level_latency
 
-    def level_latency(self, l: int, o: str) -> float:
-        if (l, o) not in self._lat_cache:
-            self._lat_cache[(l, o)] = self._level_latency(l, o)
-        return self._lat_cache[(l, o)]
+    def level_latency(self, lv: int, o: str) -> float:
+        if (lv, o) not in self._lat_cache:
+            self._lat_cache[(lv, o)] = self._level_latency(lv, o)
+        return self._lat_cache[(lv, o)]
 
     def ranked(self, trials) -> list[tuple[float, tuple[str, ...]]]:
         """Every candidate of the method's depths with its MIAS score (sum of ``J`` over levels), best first."""
         J = mias_level_scores(self.space, self.importances, self.sigma, self.level_latency, trials)
         depths = range(1, self.space.depth + 1) if self.relax else [self.space.depth]
-        cands = [(sum(J[(l, o)] for l, o in enumerate(key)), key) for d in depths for key in self.space.enumerate(d)]
+        cands = [(sum(J[(lv, o)] for lv, o in enumerate(key)), key) for d in depths for key in self.space.enumerate(d)]
         return sorted(cands, key=lambda c: (-c[0], c[1]))
 
     def proposal(self, study) -> tuple[str, ...] | None:

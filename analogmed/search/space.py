@@ -159,7 +159,7 @@ class HardwareCost:
         arch = space.arch(enc)
         ops = arch.ops(space.tasks[0].image_size)
         lat, lev = 0.0, -1
-        for op in ops:  # order: block(l), then pool(l), up(l+1), concat(l), fuse(l) if l+1 exists; head
+        for op in ops:  # order: block(lv), then pool(lv), up(lv+1), concat(lv), fuse(lv) if lv+1 exists; head
             kind = op.kind
             if kind.startswith("block:"):
                 lev += 1
