@@ -82,6 +82,19 @@ def test_hypervolume_and_front():
     assert list(pareto_mask([p[0] for p in pts], [p[1] for p in pts])) == [True, True, False]
 
 
+def test_hermes_cost_of_ops():
+    from analogmed.search.space import HardwareCost
+    from analogmed.space.architecture import Architecture
+
+    cost = HardwareCost("hermes")
+    arch = Architecture.from_label("B8-Id", 2, 1, 2)
+    ops = {op.kind: cost.op_cost(op) for op in arch.ops((64, 64))}
+    # a 3x3 conv 1 -> 8 at 64x64: 4096 output positions, one MVM each, 521 ns per four-phase MVM
+    assert ops["block:B"][0] == pytest.approx(4096 * 131072 * 64 / 16.1e12 * 1e3, rel=1e-3)
+    assert ops["block:Identity"] == (0.0, 0.0) and ops["pool"] == (0.0, 0.0)
+    assert cost.arch_cost(arch, (64, 64))[0] == pytest.approx(sum(v[0] for v in ops.values()))
+
+
 def _cfg(**over):
     base = {
         "name": "t", "platform": "raspberry-pi3", "objectives": ["digital"], "budget": 4, "seeds": [0],

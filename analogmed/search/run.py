@@ -119,7 +119,7 @@ def run_one(cfg: SearchConfig, objective: str, method: str, seed: int, space, ev
     import optuna
     from optuna.trial import TrialState
 
-    name = f"{objective}:{method}:s{seed}:{cfg.fingerprint('mias', 'evolution', 'nsga2', 'budget')}"
+    name = f"{objective}:{method}:s{seed}:{cfg.platform}:{cfg.fingerprint('mias', 'evolution', 'nsga2', 'budget')}"
     study = optuna.create_study(study_name=name, storage=storage, directions=DIRECTIONS, load_if_exists=True,
                                 sampler=make_sampler(method, space, seed, cfg, importances, sigma, level_latency))
     _mark_stale(study)
