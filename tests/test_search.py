@@ -203,3 +203,17 @@ def test_cli_bad_method_exits_2(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: search file") and "unknown method 'darts'" in err[0]
+
+
+def test_mni152_brainmask_task():
+    from analogmed.data import get_task
+
+    brain, tissue = get_task("mni152-brainmask", spatial_dims=2), get_task("mni152-tissue", spatial_dims=2)
+    assert brain.num_classes == 2 and brain.spec["name"] == "mni152-brainmask"
+    for split in ("train", "val", "test"):
+        (xb, yb), (xt, yt) = brain.arrays[split], tissue.arrays[split]
+        assert (xb == xt).all()                                   # the same images and splits
+        assert set(yb.ravel().tolist()) <= {0, 1}
+        assert ((yt > 0) <= (yb > 0)).all()                       # every tissue voxel is brain
+    filled = sum(int(((brain.arrays[s][1] > 0) & (tissue.arrays[s][1] == 0)).sum()) for s in ("train", "val"))
+    assert filled > 0                                             # enclosed CSF became brain
