@@ -107,7 +107,6 @@ def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = No
     steps = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if cfg.schedule == "cosine" else None
     if warmup_epochs > 0:
-        import math
         warm = max(1, warmup_epochs * len(loader))
 
         def factor(step: int) -> float:
