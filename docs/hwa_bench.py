@@ -111,7 +111,8 @@ def robust(model, task, preset, repeats, seed):
     t0 = time.perf_counter()
     df = drift_study(model, task, preset, times_s=(1.0, DAY, MONTH), repeats=repeats, seed=seed, progress=False)
     s = summarize(df).iloc[0]
-    return {"engine": str(df["engine"].iloc[0]) if "engine" in df else "aihwkit","digital": s["digital_score"], "s1": s["score_1s"], "d1": s["score_1d_mean"],
+    return {"engine": str(df["engine"].iloc[0]) if "engine" in df else "aihwkit",
+            "digital": s["digital_score"], "s1": s["score_1s"], "d1": s["score_1d_mean"],
             "d1_std": s["score_1d_std"], "d30": s["score_30d"], "avm": s["avm"], "eval_s": time.perf_counter() - t0}
 
 

@@ -1,19 +1,23 @@
-"""Hardware-aware (HWA) training: fine-tune a digitally trained network on noisy analog layers.
+"""Hardware-aware (HWA) training: train a network on noisy analog layers so it survives programming and drift.
 
-The recipe is aihwkit's (and IBM AnalogNAS-Bench's), read from the preset's ``[training]`` table:
-the network is converted with ``to_analog(model, preset, hwa=True)`` so every Conv / Linear /
-transposed conv trains on an aihwkit tile that, at every forward in training mode,
+The recipe is the preset's ``[training]`` table (``pcm``: ours, measured in docs/hwa.md; ``analognas``: IBM
+AnalogNAS-Bench's). The network (the digital checkpoint, or its architecture freshly initialised with
+``start = "scratch"``) is converted with ``to_analog(model, preset, hwa=True)`` so every Conv / Linear /
+transposed conv trains on an aihwkit tile that, at every training forward,
 
-- injects weight noise (``weight_noise_type`` ADD_NORMAL, std ``weight_noise`` = 0.06 of max |w|),
-- clips the weights after every optimiser step (``clip_type`` fixed value 1.0 on the remapped scale),
-- remaps them channel-wise so the largest |w| per output uses the full conductance range,
-- learns a static input range per tile (the DAC full scale; initialised from 10 batches).
+- perturbs the weights: ADD_NORMAL / MULT_NORMAL (aihwkit modifiers), or ``"preset"``: a fresh programmed
+  instance of the preset's own device model at ``noise_time_s`` (:mod:`analogmed.analog.hwa_noise`);
+- clips and remaps them after every optimiser step (``clip_type``, ``remap``);
+- learns a static input range per tile (the DAC full scale; init from data, aihwkit's decay).
 
-The optimiser is torch's AdamW wrapped by aihwkit's ``AnalogOptimizer`` (which applies the tiles'
-post-update steps: clipping, remapping). After training, the digital weights are read back from the
-tiles (``get_weights``, weight scaling applied) into the original digital architecture, and the learned
-input ranges are stored in the checkpoint (``recipe["hwa"]["input_ranges"]``, tile name -> range), so
-``analogmed drift`` / studies use them instead of post-training calibration.
+The optimiser (AdamW or SGD) is wrapped by aihwkit's ``AnalogOptimizer`` (which applies the tiles' post-update
+steps); the schedule is cosine or constant with an optional linear warm-up; BatchNorm statistics are updated
+or frozen (``batchnorm``). The kept epoch is chosen by ``select``: the best mean score of programmed
+instances of the preset at ``select_time_s`` (analog), the best training-noise validation score, or the last.
+After training, the digital weights are read back from the tiles (``get_weights``, weight scaling applied)
+into the original digital architecture; the learned input ranges are stored in the checkpoint
+(``recipe["hwa"]["input_ranges"]``, tile name -> range) and, with ``ranges = "learned"``, used by
+``analogmed drift`` / studies instead of post-training calibration.
 
 This lives in ``analogmed.analog`` (not ``analogmed.train``) because it needs analog layers; it reuses
 the training loop :func:`analogmed.train.fit`.
