@@ -42,7 +42,7 @@ def train(
 
     check_output_file(out, "--out")
     for name, value in (("--lr", lr), ("--hwa-lr", hwa_lr)):
-        if not (math.isfinite(value) and value > 0):
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise UserError(f"{name} {value} is invalid; give a finite learning rate > 0, e.g. 1e-3")
     if epochs < 0 or batch_size < 1:
         raise UserError("--epochs must be >= 0 and --batch-size >= 1")
