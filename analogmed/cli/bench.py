@@ -25,9 +25,10 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON (ratio = fast/digital)"),
 ) -> None:
     """Time MONAI UNet, 2D/3D search-space candidates and UNETR: digital vs aihwkit vs the fast engine."""
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_file, write_text_atomic
     from analogmed.latency.bench import MODELS, format_bench, run_bench
 
+    check_output_file(json_out, "--json")
     if min(threads, batch, repeats, rounds) < 1 or size < 16 or size % 16 or size3 < 16 or size3 % 16:
         raise UserError("bench: --threads/--batch/--repeats/--rounds must be >= 1 and --size/--size3 "
                         "multiples of 16")

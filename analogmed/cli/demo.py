@@ -24,7 +24,7 @@ def demo(
                                   help="instances: re-program per repetition; reads: re-read one instance"),
 ) -> None:
     """Train (or reuse) the demo U-Net on the MNI152 brain task, then run its analog drift study (1 s .. 1 year)."""
-    import shutil
+    import math
     import time
 
     t0 = time.perf_counter()
@@ -33,16 +33,23 @@ def demo(
     from analogmed.demo import DEMO_ARCH, run_demo
     from analogmed.drift import run_drift
     from analogmed.evaluate.robustness import format_summary
+    from analogmed.io import atomic_path, check_output_dir, output_set, relocate
 
     from analogmed.analog.fast import check_engine
+    from analogmed.errors import UserError
     from analogmed.evaluate.robustness import check_variation
 
+    if not digital_only:
+        check_output_dir(out, "--out")  # before the training, not after it
     load_preset(preset)  # bad preset / engine / variation: fail before training
     check_engine(engine)
     check_variation(variation)
     if repeats < 1:
-        from analogmed.errors import UserError
         raise UserError(f"--repeats {repeats} is invalid; use at least 1 hardware instance")
+    if epochs < 1 or not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"--epochs {epochs} / --lr {lr}: give at least 1 epoch and a finite learning rate > 0")
+    if size < 16 or size % 16:
+        raise UserError(f"--size {size} is invalid; give a multiple of 16, e.g. 64")
     res = run_demo(epochs=epochs, lr=lr, size=size, seed=seed, device=device, use_cache=not no_cache)
     ck = res.checkpoint
     src = "cached checkpoint" if res.cached else f"trained {epochs} epochs in {ck.metrics['train_time_s']:.1f} s"
@@ -56,12 +63,15 @@ def demo(
     if not digital_only:
         typer.echo(f"analog drift study on preset {preset!r}, {repeats} hardware instances:")
         t_drift = time.perf_counter()
-        dr = run_drift(ck, preset, repeats=repeats, seed=seed, out_dir=out, engine=engine, variation=variation)
+        with output_set(out) as stage:  # model.pt + the drift files: all or none
+            dr = run_drift(ck, preset, repeats=repeats, seed=seed, out_dir=stage, engine=engine,
+                           variation=variation)
+            with atomic_path(stage / "model.pt") as tmp:
+                tmp.write_bytes(res.path.read_bytes())
+            files = relocate(dr.files + [stage / "model.pt"], stage, out)
         t_drift = time.perf_counter() - t_drift
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(res.path, out / "model.pt")
         typer.echo(format_summary(dr.summary))
-        for f in dr.files:
+        for f in files:
             typer.echo(f"wrote {f}")
         typer.echo(f"drift study wall time {t_drift:.1f} s (engine {engine})")
     typer.echo(f"wall time {time.perf_counter() - t0:.1f} s")

@@ -58,10 +58,15 @@ VARIATIONS = ("instances", "reads")
 REQUIRED_TIMES_S = (1.0, DAY, MONTH)
 
 
+#: Longest monthly drift grid (months): 100 years of 30-day months, far past any device's retention.
+MAX_MONTHS = 1200
+
+
 def month_grid(months: int) -> tuple[float, ...]:
     """1 s, 1 h, 1 d, 1 w, then every 30-day month up to ``months`` (s)."""
-    if months < 1:
-        raise UserError(f"--months {months} is invalid; give a number of months >= 1")
+    if months < 1 or months > MAX_MONTHS:
+        raise UserError(f"--months {months} is invalid; give a number of months from 1 to {MAX_MONTHS} "
+                        f"({MAX_MONTHS // 12} years)")
     return (1.0, HOUR, DAY, WEEK) + tuple(MONTH * k for k in range(1, months + 1))
 
 
