@@ -261,3 +261,18 @@ def test_cached_scorer_equals_evaluate_model(tiny):
         torch.manual_seed(3)
         got = score(am)
     assert got == want
+
+
+def test_study_files_take_engine_and_variation():
+    from analogmed.errors import UserError
+    from analogmed.study.config import parse_study
+
+    base = {"name": "s", "presets": ["pcm"], "models": [{"zoo": "unet"}], "tasks": [{"name": "synthetic-2d"}]}
+    plain = parse_study(base)
+    assert (plain.engine, plain.variation) == ("fast", "instances")
+    same = parse_study({**base, "engine": "fast", "variation": "instances"})
+    assert same.fingerprint() == plain.fingerprint()  # studies written before the keys existed resume
+    reads = parse_study({**base, "variation": "reads", "engine": "aihwkit"})
+    assert reads.fingerprint() != plain.fingerprint()
+    with pytest.raises(UserError, match="variation"):
+        parse_study({**base, "variation": "sometimes"})
