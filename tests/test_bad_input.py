@@ -89,9 +89,10 @@ def fx(tmp_path_factory):
     con.close()
     ro = d / "ro"
     ro.mkdir()
-    shutil.copy(d / "done" / "results.sqlite", d / "rostore.sqlite")
+    (d / "rostore").mkdir()
+    shutil.copy(d / "done" / "results.sqlite", d / "rostore" / "results.sqlite")
     ok = _set_readonly(ro, True)
-    ok_store = _set_readonly(d / "rostore.sqlite", True)
+    ok_store = _set_readonly(d / "rostore" / "results.sqlite", True)
     http_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
     threading.Thread(target=http_srv.serve_forever, daemon=True).start()
     silent = socket.socket()
@@ -107,7 +108,7 @@ def fx(tmp_path_factory):
     http_srv.shutdown()
     silent.close()
     _set_readonly(ro, False)
-    _set_readonly(d / "rostore.sqlite", False)
+    _set_readonly(d / "rostore" / "results.sqlite", False)
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple]:
@@ -200,7 +201,9 @@ CASES = [
     ("export-corrupt", ["study", "export", "{d}/corrupt", "-o", "x.csv"], "damaged"),
     ("plot-corrupt", ["plot", "{d}/corrupt/results.sqlite", "--out", "figs"], "damaged"),
     ("run-corrupt", ["study", "run", "{study}", "--out", "{d}/corrupt", *STUDY_FAST], "damaged"),
-    ("run-ro-store", ["study", "run", "{study}", "--out", "{ro}", *STUDY_FAST], "not writable"),
+    ("run-ro-folder", ["study", "run", "{study}", "--out", "{ro}", *STUDY_FAST], "not writable"),
+    ("run-ro-store", ["study", "run", "{study}", "--out", "{d}/rostore", *STUDY_FAST], "read-only"),
+    ("plot-ro-store-default-out", ["plot", "{d}/rostore/results.sqlite", "--out", "{ro}/f"], "not writable"),
     # --- Dask scheduler addresses (loopback only)
     ("scheduler-garbage", ["study", "run", "{study}", "--scheduler", "garbage", *STUDY_FAST], "scheduler"),
     ("scheduler-bad-port", ["study", "run", "{study}", "--scheduler", "tcp://127.0.0.1:http", *STUDY_FAST],
@@ -270,7 +273,7 @@ def _fill(args: list[str], fx) -> list[str]:
 
 @pytest.mark.parametrize("name, args, needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(fx, tmp_path, monkeypatch, capsys, name, args, needle):
-    if ("{ro}" in " ".join(args)) and not fx["ro_ok"]:
+    if ("{ro}" in " ".join(args) or "rostore" in " ".join(args)) and not fx["ro_ok"]:
         pytest.skip("cannot make a folder read-only here")
     monkeypatch.setattr("analogmed.study.executors.CONNECT_TIMEOUT_S", 2.0)
     monkeypatch.chdir(tmp_path)
@@ -287,9 +290,9 @@ def test_read_only_store_can_still_be_read(fx, tmp_path, monkeypatch, capsys):
     if not fx["ro_ok"]:
         pytest.skip("cannot make a file read-only here")
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_main(monkeypatch, capsys, ["study", "status", str(fx["d"] / "rostore.sqlite")])
+    code, out, err = run_main(monkeypatch, capsys, ["study", "status", str(fx["d"] / "rostore" / "results.sqlite")])
     assert code in (0, None) and "study tiny" in out and "rows" in out, err
-    code, out, err = run_main(monkeypatch, capsys, ["study", "export", str(fx["d"] / "rostore.sqlite"),
+    code, out, err = run_main(monkeypatch, capsys, ["study", "export", str(fx["d"] / "rostore" / "results.sqlite"),
                                                     "-o", "t.csv"])
     assert code in (0, None) and (tmp_path / "t.csv").stat().st_size > 100
 

@@ -14,9 +14,11 @@ def demo(
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     preset: str = typer.Option("pcm", "--preset", "-p", help="analog hardware preset for the drift study"),
     repeats: int = typer.Option(25, help="hardware instances in the drift study (25 as in AnalogNAS-Bench)"),
-    out: Path = typer.Option(Path("runs/demo"), help="output folder (checkpoint copy, drift.csv, summary.csv, drift.png/pdf)"),
+    out: Path = typer.Option(Path("runs/demo"),
+                             help="output folder (checkpoint copy, drift.csv, summary.csv, drift.png/pdf)"),
     no_cache: bool = typer.Option(False, "--no-cache", help="retrain even if a cached checkpoint exists"),
-    digital_only: bool = typer.Option(False, "--digital-only", help="train and score only; skip the analog drift study"),
+    digital_only: bool = typer.Option(False, "--digital-only",
+                                      help="train and score only; skip the analog drift study"),
 ) -> None:
     """Train (or reuse) the demo U-Net on the MNI152 brain task, then run its analog drift study (1 s .. 1 year)."""
     import math
