@@ -33,8 +33,10 @@ class DriftResult:
 
 def run_drift(checkpoint, preset: str, times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 5,
               seed: int = 0, split: str = "val", out_dir: str | Path | None = None,
-              progress: bool = True) -> DriftResult:
-    """Drift study of ``checkpoint`` (a :class:`Checkpoint` or a path) on ``preset``; optional files."""
+              progress: bool = True, engine: str = "fast", variation: str = "instances") -> DriftResult:
+    """Drift study of ``checkpoint`` (a :class:`Checkpoint` or a path) on ``preset``; optional files.
+    ``engine`` ("fast" | "aihwkit") and ``variation`` ("instances" | "reads"): see
+    :func:`analogmed.evaluate.robustness.drift_study`."""
     from analogmed.analog import load_preset
     from analogmed.models import model_id, model_label
     from analogmed.plots.drift import plot_drift_curves
@@ -52,7 +54,7 @@ def run_drift(checkpoint, preset: str, times_s: Sequence[float] = DEFAULT_TIMES_
         raise UserError(f"split {split!r} is invalid; use train, val or test")
     mid = model_id(ckpt.spec)
     df = drift_study(ckpt.model, task, preset_obj, times, repeats=repeats, seed=seed, split=split,
-                     model_id=mid, progress=progress)
+                     model_id=mid, progress=progress, engine=engine, variation=variation)
     summary = summarize(df)
     files: list[Path] = []
     if out_dir is not None:  # all files or none (analogmed.io.output_set)

@@ -141,34 +141,83 @@ def space(spatial_dims: int = typer.Option(2, help="2 or 3")) -> None:
     typer.echo(f"architectures per task: {space_size(d)}")
 
 
+def _mednasbench_files(paths: List[Path]) -> List[Path]:
+    """Files as given; a folder stands for its ``*.json`` files in natural order (sample2 before sample10)."""
+    import re
+
+    from analogmed.errors import UserError
+
+    out: List[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.json"), key=lambda f: [int(t) if t.isdigit() else t
+                                                            for t in re.split(r"(\d+)", f.name)])
+            if not found:
+                raise UserError(f"folder {p} has no .json files; pass sampleN.json files or their folder")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
 @arch_app.command("mednasbench")
 def mednasbench(
-    files: List[Path] = typer.Argument(..., help="MED-NAS-Bench sampleN.json files"),
+    files: List[Path] = typer.Argument(..., help="MED-NAS-Bench sampleN.json files or folders of them"),
     out: Optional[Path] = typer.Option(None, help="folder for the model specs (<stem>.spec.json each)"),
+    padding: str = typer.Option("same", help="same (output = input size) or prototype (its literal padding=1)"),
+    check: bool = typer.Option(False, "--check", help="build every config with weights, compare its trainable "
+                               "parameters with the file's params and run one forward; exit 1 on any failure"),
+    input_size: str = typer.Option("64x64", help="with --check: forward input size"),
 ) -> None:
-    """Import MED-NAS-Bench configs as 2-D models (architecture only: their metrics are not measurements)."""
+    """Import MED-NAS-Bench configs as the 2-D networks the prototype built (architecture only: their
+    metrics are not measurements)."""
     from analogmed.errors import UserError
     from analogmed.io import check_output_dir, output_set, write_text_atomic
     from analogmed.models import model_id
-    from analogmed.space.mednasbench import describe, load_mednasbench
+    from analogmed.space.mednasbench import PADDINGS, describe, load_mednasbench
 
+    if padding not in PADDINGS:
+        raise UserError(f"--padding {padding!r} must be one of {', '.join(PADDINGS)}")
+    if check and out is not None:
+        raise UserError("--check writes nothing; drop --out (or --check to write the specs)")
     check_output_dir(out, "--out")
-    specs = []
-    for f in files:  # all validated before anything is written
-        try:
-            specs.append((f, load_mednasbench(f)))
-        except UnicodeDecodeError:
-            raise UserError(f"MED-NAS-Bench config {f} is not a text (JSON) file; give a sampleN.json config") from None
+    paths = _mednasbench_files(files)
+    if check:
+        _mednasbench_check(paths, padding, parse_size(input_size, 2))
+        return
+    specs = [(f, load_mednasbench(f, padding)) for f in paths]   # all validated before anything is written
     for f, spec in specs:
         d = describe(spec)
-        typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  "
-                   f"params {d['params_built']} (file says {d['params_in_file']})")
+        typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  pool {d['pool']}  "
+                   f"params {d['params_built']} (file says {d['params_in_file']}; {d['params_unused']} never run)  "
+                   f"input {d['sizes']}, 64x64 -> {'x'.join(map(str, d['out_at_64'] or ('-',)))}")
     if out is not None:  # all files or none
         with output_set(out) as stage:
             for f, spec in specs:
                 write_text_atomic(stage / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {len(specs)} model spec(s) to {out}; build them with analogmed.models.build_model")
+
+
+def _mednasbench_check(paths: List[Path], padding: str, size: tuple) -> None:
+    """``arch mednasbench --check``: per failing file one line, then the summary; exit 1 on any failure."""
+    import torch
+    from tqdm import tqdm
+
+    from analogmed.space.mednasbench import check_config
+
+    torch.manual_seed(0)
+    rows = [check_config(f, padding, size) for f in tqdm(paths, desc="mednasbench check", unit="config",
+                                                           disable=len(paths) < 20)]
+    n = len(rows)
+    for r in rows:
+        if r["problem"]:
+            typer.echo(f"{r['path']}: {r['problem']}")
+    typer.echo(f"checked {n} config(s) (padding {padding}): imported {sum(r['imported'] for r in rows)}/{n}, "
+               f"params match {sum(r['params_match'] for r in rows)}/{n}, forward 1x1x{size[0]}x{size[1]} -> "
+               f"1xKx{size[0]}x{size[1]} {sum(r['forward_ok'] for r in rows)}/{n}")
+    if any(r["problem"] for r in rows):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,9 @@ def demo(
     no_cache: bool = typer.Option(False, "--no-cache", help="retrain even if a cached checkpoint exists"),
     digital_only: bool = typer.Option(False, "--digital-only",
                                       help="train and score only; skip the analog drift study"),
+    engine: str = typer.Option("fast", help="analog forward engine of the drift study: fast or aihwkit"),
+    variation: str = typer.Option("instances",
+                                  help="instances: re-program per repetition; reads: re-read one instance"),
 ) -> None:
     """Train (or reuse) the demo U-Net on the MNI152 brain task, then run its analog drift study (1 s .. 1 year)."""
     import math
@@ -27,15 +30,18 @@ def demo(
     t0 = time.perf_counter()
 
     from analogmed.analog import load_preset
+    from analogmed.analog.fast import check_engine
     from analogmed.demo import DEMO_ARCH, run_demo
     from analogmed.drift import run_drift
-    from analogmed.evaluate.robustness import format_summary
+    from analogmed.errors import UserError
+    from analogmed.evaluate.robustness import check_variation, format_summary
     from analogmed.io import atomic_path, check_output_dir, output_set, relocate
 
     if not digital_only:
         check_output_dir(out, "--out")  # before the training, not after it
-    load_preset(preset)  # bad preset: fail before training
-    from analogmed.errors import UserError
+    load_preset(preset)  # bad preset / engine / variation: fail before training
+    check_engine(engine)
+    check_variation(variation)
     if repeats < 1:
         raise UserError(f"--repeats {repeats} is invalid; use at least 1 hardware instance")
     if epochs < 1 or not (math.isfinite(lr) and lr > 0):
@@ -54,14 +60,18 @@ def demo(
     typer.echo(f"  {'mean':<14} {res.scores['dice_mean']:.3f}")
     if not digital_only:
         typer.echo(f"analog drift study on preset {preset!r}, {repeats} hardware instances:")
+        t_drift = time.perf_counter()
         with output_set(out) as stage:  # model.pt + the drift files: all or none
-            dr = run_drift(ck, preset, repeats=repeats, seed=seed, out_dir=stage)
+            dr = run_drift(ck, preset, repeats=repeats, seed=seed, out_dir=stage, engine=engine,
+                           variation=variation)
             with atomic_path(stage / "model.pt") as tmp:
                 tmp.write_bytes(res.path.read_bytes())
             files = relocate(dr.files + [stage / "model.pt"], stage, out)
+        t_drift = time.perf_counter() - t_drift
         typer.echo(format_summary(dr.summary))
         for f in files:
             typer.echo(f"wrote {f}")
+        typer.echo(f"drift study wall time {t_drift:.1f} s (engine {engine})")
     typer.echo(f"wall time {time.perf_counter() - t0:.1f} s")
 
 

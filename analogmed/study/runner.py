@@ -207,7 +207,7 @@ _CACHE: dict[tuple, Any] = {}
 
 
 def run_job(ckpt, model_key: str, preset: str, repetition: int, times_s: tuple[float, ...], seed: int,
-            split: str = "val", batch_size: int = 8) -> list[dict]:
+            split: str = "val", batch_size: int = 8, engine: str = "fast", variation: str = "instances") -> list[dict]:
     """Evaluate one hardware instance of ``ckpt`` (a :class:`~analogmed.train.Checkpoint`) on ``preset``.
 
     Converts + calibrates the model once per (model_key, preset, seed) per process (cached), programs
@@ -223,7 +223,7 @@ def run_job(ckpt, model_key: str, preset: str, repetition: int, times_s: tuple[f
         task = ckpt.task()
         _CACHE[ck] = (prepare_analog(ckpt.model, task, preset, seed=seed), task)
     amodel, task = _CACHE[ck]
-    return evaluate_instance(amodel, task, times_s, repetition, seed, split, batch_size)
+    return evaluate_instance(amodel, task, times_s, repetition, seed, split, batch_size, engine, variation)
 
 
 # -- driver ---------------------------------------------------------------------------------------
@@ -283,7 +283,8 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
             if cfg.uq is not None:  # [uq]: Monte Carlo uncertainty per (model, preset), resumable
                 from analogmed.uq import uq_evaluate
 
-                ukey = _hash({"uq": cfg.uq.model_dump(), "seed": cfg.seed, "split": cfg.split})
+                ukey = _hash({"uq": cfg.uq.model_dump(), "seed": cfg.seed, "split": cfg.split,
+                              **({"variation": cfg.variation} if cfg.variation != "instances" else {})})
                 done_uq = store.uq_done(ukey)
                 for m in models:
                     for p in cfg.uq.presets or cfg.presets:
@@ -292,7 +293,8 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
                             continue
                         ck = load_checkpoint(m.path)
                         rows = uq_evaluate(ck.model, ck.task(), p, cfg.uq.times_s, cfg.uq.samples, cfg.seed,
-                                           cfg.split, batch_size=cfg.batch_size)
+                                           cfg.split, batch_size=cfg.batch_size, engine=cfg.engine,
+                                           variation=cfg.variation)
                         store.add_uq(cfg.name, m.key, pname, ukey, rows)
             table = store.table()
             total = store.count()
@@ -304,7 +306,7 @@ def job_args(jobs: list[Job], ckpts: dict, times, cfg: StudyConfig):
     for j in jobs:
         yield j, ckpts[j.model_key], dict(model_key=j.model_key, preset=j.preset, repetition=j.repetition,
                                           times_s=tuple(times), seed=cfg.seed, split=cfg.split,
-                                          batch_size=cfg.batch_size)
+                                          batch_size=cfg.batch_size, engine=cfg.engine, variation=cfg.variation)
 
 
 def remove_study(sdir: Path) -> None:

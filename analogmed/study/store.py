@@ -246,7 +246,7 @@ class Store:
                 "program_seed", "score", "digital_score", "wall_s"}
         vals = []
         for r in rows:
-            metrics = {k: float(v) for k, v in r.items() if k not in base}
+            metrics = {k: v if isinstance(v, str) else float(v) for k, v in r.items() if k not in base}
             vals.append((study, r["model_key"], r["model_id"], r["task"], r["preset"], float(r["t_inference_s"]),
                          int(r["repetition"]), int(r["seed"]), int(r["program_seed"]), float(r["score"]),
                          json.dumps(metrics, sort_keys=True), r.get("digital_score"), float(r["wall_s"]),

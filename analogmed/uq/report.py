@@ -17,7 +17,8 @@ from analogmed.io import check_output_dir, output_set, relocate, write_text_atom
 
 def run_uq(checkpoint, preset: str = "pcm", times_s: Sequence[float] = (86_400.0,), samples: int = 10,
            seed: int = 0, split: str = "val", out_dir: str | Path | None = None,
-           progress: bool = True) -> tuple[pd.DataFrame, list[Path]]:
+           progress: bool = True, engine: str = "fast",
+           variation: str = "instances") -> tuple[pd.DataFrame, list[Path]]:
     """Uncertainty metrics of ``checkpoint`` (object or path): digital vs MC dropout vs analog MC."""
     from analogmed.analog import load_preset
     from analogmed.evaluate.robustness import check_times, prepare_analog
@@ -46,7 +47,8 @@ def run_uq(checkpoint, preset: str = "pcm", times_s: Sequence[float] = (86_400.0
     amodel = prepare_analog(model, task, preset, seed=seed)
     analog = {}
     for t in times:
-        analog[t] = analog_mc(model, task, preset, t, samples, seed, split, progress=progress, amodel=amodel)
+        analog[t] = analog_mc(model, task, preset, t, samples, seed, split, progress=progress, amodel=amodel,
+                              engine=engine, variation=variation)
     rows = []
     nan = float("nan")
     for name, probs in curves.items():
@@ -55,7 +57,8 @@ def run_uq(checkpoint, preset: str = "pcm", times_s: Sequence[float] = (86_400.0
     from analogmed.evaluate.robustness import time_label
     for t, probs in analog.items():
         rows.append({"model_id": mid, "method": "analog-mc", "preset": preset.name, "t_inference_s": t,
-                     "samples": samples, **uq_metrics(probs, labels, task.num_classes)})
+                     "samples": samples, "engine": engine, "variation": variation,
+                     **uq_metrics(probs, labels, task.num_classes)})
         curves[f"analog MC, {preset.name}, t={time_label(t)}"] = probs
     df = pd.DataFrame(rows)
     files: list[Path] = []
