@@ -255,6 +255,13 @@ CASES = [
     ("arch-sample-count-0", ["arch", "sample", "--count", "0", "--out", "a"], "--count"),
     ("arch-show-bad-label", ["arch", "show", "Q9-Z"], "neither"),
     ("arch-validate-junk", ["arch", "validate", "{d}/junk.pt"], "junk.pt"),
+    ("drift-engine-junk", ["drift", *CK, "--engine", "warp", "--out", "dr"], "warp"),
+    ("uq-variation-junk", ["uq", *CK, "--variation", "sometimes", "--out", "uqout"], "sometimes"),
+    # --- search
+    ("search-out-file", ["search", "run", "{search}", "--out", "{d}/afile", "--no-plots"], "afile"),
+    ("search-out-under-file", ["search", "run", "{search}", "--out", "{d}/afile/s", "--no-plots"], "afile"),
+    ("search-missing-file", ["search", "run", "{d}/nope.toml"], "not found"),
+    ("search-show-missing", ["search", "show", "{d}/nope"], "does not exist"),
 ]
 
 
@@ -262,7 +269,8 @@ def _fill(args: list[str], fx) -> list[str]:
     d = fx["d"]
     m = {"{d}": str(d), "{ck}": str(d / "model.pt"), "{study}": str(d / "study.toml"),
          "{db}": str(d / "done" / "results.sqlite"), "{ro}": str(d / "ro"), "{http}": str(fx["http"]),
-         "{silent}": str(fx["silent"]), "{closed}": str(fx["closed"])}
+         "{silent}": str(fx["silent"]), "{closed}": str(fx["closed"]),
+         "{search}": str(Path(__file__).resolve().parents[1] / "studies" / "search-mni152.toml")}
     out = []
     for a in args:
         for k, v in m.items():
