@@ -87,8 +87,8 @@ def rank(
     check_output_file(out, "--out")
     if out is not None:
         check_output_file(out.with_suffix(".json"), "--out (its .json beside it)")
-    if k < 3 or epochs < 1 or repeats < 1:
-        raise UserError(f"--k {k} / --epochs {epochs} / --repeats {repeats}: rank at least 3 architectures, "
+    if k < 2 or epochs < 1 or repeats < 1:
+        raise UserError(f"--k {k} / --epochs {epochs} / --repeats {repeats}: rank at least 2 architectures, "
                         f"train each at least 1 epoch and once")
     ckpt = load_supernet(supernet)
     df, s = rank_check(ckpt, k=k, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
