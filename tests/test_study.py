@@ -175,7 +175,7 @@ def test_changed_study_file_is_refused_and_store_intact(reference, tmp_path):
 
 def test_unreachable_scheduler_is_a_user_error(reference, tmp_path):
     study, ref_dir, _ = reference
-    out = _with_checkpoints(ref_dir, tmp_path / "sched")
+    _with_checkpoints(ref_dir, tmp_path / "sched")
     from analogmed.study.executors import DaskExecutor
 
     with pytest.raises(UserError, match="unreachable"):
@@ -195,7 +195,8 @@ def test_cli_status_export_plot(reference, tmp_path):
     r = CliRunner().invoke(app, ["plot", str(ref_dir), "--out", str(tmp_path / "fig")])
     assert r.exit_code == 0, r.output
     names = {p.name for p in (tmp_path / "fig").iterdir()}
-    assert {"drift_synthetic-2d_pcm.png", "drift_synthetic-2d_hermes.pdf", "groups_synthetic-2d.png", "summary.csv"} <= names
+    assert {"drift_synthetic-2d_pcm.png", "drift_synthetic-2d_hermes.pdf", "groups_synthetic-2d.png",
+            "summary.csv"} <= names
     summary = pd.read_csv(tmp_path / "fig" / "summary.csv")
     assert len(summary) == 4 and set(summary["model_group"]) == {"isotropic", "pyramidal"}
     assert (summary["avm"] - (summary["score_1s"] - summary["score_30d"])).abs().max() < 1e-12
