@@ -165,7 +165,8 @@ def conversion_report(amodel: nn.Module, example_input: torch.Tensor | None = No
                 if isinstance(mod, (AnalogConvTranspose2d, AnalogConvTranspose3d, nn.ConvTranspose2d,
                                     nn.ConvTranspose3d)):
                     positions = x[0, 0].numel() if x.dim() > 2 else 1
-                    macs[name] = x.shape[0] * positions * mod.in_channels * mod.out_channels * math.prod(mod.kernel_size)
+                    macs[name] = (x.shape[0] * positions * mod.in_channels * mod.out_channels
+                                  * math.prod(mod.kernel_size))
                 elif isinstance(mod, nn.modules.conv._ConvNd):
                     k = math.prod(mod.kernel_size) * mod.in_channels
                     macs[name] = out.numel() * k
