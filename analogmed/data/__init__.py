@@ -58,11 +58,12 @@ _REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {
 
 
 def _factory_params(name: str) -> set[str]:
-    mod = {"mni152-tissue": "mni152", "mni152-brainmask": "mni152_brainmask", "synthetic-2d": "synthetic", "synthetic-3d": "synthetic",
-           "msd": "msd", "chestxray14": "chestxray"}[name]
+    mod = {"mni152-tissue": "mni152", "mni152-brainmask": "mni152_brainmask", "synthetic-2d": "synthetic",
+           "synthetic-3d": "synthetic", "msd": "msd", "chestxray14": "chestxray"}[name]
     import importlib
     m = importlib.import_module(f"analogmed.data.{mod}")
-    fn = {"mni152": "make_mni152_task", "mni152_brainmask": "make_mni152_brainmask_task", "synthetic": "make_synthetic_task", "msd": "make_msd_task",
+    fn = {"mni152": "make_mni152_task", "mni152_brainmask": "make_mni152_brainmask_task",
+          "synthetic": "make_synthetic_task", "msd": "make_msd_task",
           "chestxray": "make_chestxray_task"}[mod]
     params = set(inspect.signature(getattr(m, fn)).parameters)
     if mod == "synthetic":
