@@ -59,8 +59,7 @@ _REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {
 
 def _factory_params(name: str, required: bool = False) -> set[str]:
     mod = {"mni152-tissue": "mni152", "mni152-brainmask": "mni152_brainmask", "synthetic-2d": "synthetic",
-           "synthetic-3d": "synthetic",
-           "msd": "msd", "chestxray14": "chestxray"}[name]
+           "synthetic-3d": "synthetic", "msd": "msd", "chestxray14": "chestxray"}[name]
     import importlib
     m = importlib.import_module(f"analogmed.data.{mod}")
     fn = {"mni152": "make_mni152_task", "mni152_brainmask": "make_mni152_brainmask_task",
