@@ -36,7 +36,9 @@ def test_shipped_presets_load_and_map_to_rpu_configs():
     assert type(load_preset("hermes").rpu_config().noise_model).__name__ == "HermesNoiseModel"
     assert load_preset("hermes").tile_rows == 256
     hwa = load_preset("pcm").rpu_config(hwa=True)
-    assert hwa.modifier.std_dev == 0.06 and hwa.modifier.type.name == "ADD_NORMAL"
+    # pcm's recipe (docs/hwa.md): the preset's own PCM instances at 30 d as training noise
+    assert hwa.simulator_tile_class.__name__ == "PresetNoiseSimulatorTile" and hwa.modifier.type.name == "NONE"
+    assert hwa.modifier.pcm_t_inference == 2_592_000.0
 
 
 def test_preset_from_user_path_and_bad_presets(tmp_path):

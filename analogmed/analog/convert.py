@@ -120,6 +120,30 @@ def calibrate(amodel: nn.Module, batches: Iterable[torch.Tensor], preset: str | 
     amodel.eval()
 
 
+def tile_input_ranges(amodel: nn.Module) -> dict[str, float]:
+    """Input range of every analog tile that has one: ``{tile name: range}``."""
+    out = {}
+    for name, tile in amodel.named_analog_tiles():
+        rng = getattr(tile, "input_range", None)
+        if rng is not None:
+            out[name] = float(rng.detach().reshape(-1)[0])
+    return out
+
+
+def set_tile_input_ranges(amodel: nn.Module, ranges: dict[str, float]) -> int:
+    """Set stored input ranges on the tiles of ``amodel`` (same conversion); returns tiles set."""
+    n = 0
+    for name, tile in amodel.named_analog_tiles():
+        if name in ranges:
+            ir = tile.rpu_config.pre_post.input_range
+            if not ir.enable:
+                ir.enable, ir.learn_input_range = True, False
+                tile.init_input_processing()
+            tile.set_input_range(float(ranges[name]))
+            n += 1
+    return n
+
+
 def program(amodel: nn.Module, seed: int) -> None:
     """Program a fresh hardware instance: new programming noise and drift coefficients (seeded)."""
     amodel.eval()

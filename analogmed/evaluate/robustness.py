@@ -113,7 +113,7 @@ def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = Fa
     amodel = to_analog(model, preset, hwa=hwa)
     learned = getattr(model, "analogmed_input_ranges", None)
     if learned and preset.spec.input_range.enable and not preset.spec.forward.is_perfect:
-        from analogmed.analog.hwa import set_tile_input_ranges
+        from analogmed.analog.convert import set_tile_input_ranges
         set_tile_input_ranges(amodel, learned)  # ranges learned by hardware-aware training
     else:
         calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset,
