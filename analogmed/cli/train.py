@@ -10,7 +10,8 @@ import typer
 def train(
     task: str = typer.Option(..., help="task name (see `analogmed data list`)"),
     model: str = typer.Option("basic-unet", help="zoo model name, or 'space' with --arch"),
-    arch: Optional[str] = typer.Option(None, help="search-space candidate: architecture JSON file or label (e.g. C16-E32-C64)"),
+    arch: Optional[str] = typer.Option(None, help="search-space candidate: architecture JSON file or label "
+                                                  "(e.g. C16-E32-C64)"),
     size_preset: str = typer.Option("small", "--size", help="zoo model size: small or base"),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="task option key=value"),
     spatial_dims: int = typer.Option(2, help="2 or 3"),
@@ -27,7 +28,7 @@ def train(
     hwa_lr: Optional[float] = typer.Option(None, help="hardware-aware learning rate (default: the preset's recipe)"),
     out: Path = typer.Option(Path("model.pt"), help="checkpoint file to write"),
 ) -> None:
-    """Train a network on a task (digitally; with --hwa then hardware-aware) and write a checkpoint that rebuilds it alone.
+    """Train a network on a task (digitally; with --hwa then hardware-aware); write a checkpoint that rebuilds it.
 
     With --hwa and --init CKPT and --epochs 0, the digital pre-training is skipped and CKPT is fine-tuned.
     """
