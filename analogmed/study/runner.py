@@ -185,7 +185,9 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
                 hcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=progress, epochs=t.hwa_epochs,
                                    lr=t.hwa_lr, weight_decay=t.weight_decay, batch_size=t.batch_size,
                                    augment=t.augment, val_every=max(1, t.hwa_epochs // 4))
-                key = _hash({"digital": key, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset})
+                # the whole preset (its [training] recipe included): a changed recipe retrains
+                key = _hash({"digital": key, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset,
+                             "preset_spec": load_preset(t.hwa_preset).to_dict()})
                 path = ckdir / f"{key}.pt"
                 if path.is_file():
                     ck = load_checkpoint(path)
