@@ -179,6 +179,7 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
                 save_checkpoint(path, ck)
             mid = model_id(spec)
             if entry.hwa:  # hardware-aware fine-tuning of the digital checkpoint, cached likewise
+                from analogmed.analog import load_preset
                 from analogmed.analog.hwa import hwa_finetune
 
                 t = cfg.train
