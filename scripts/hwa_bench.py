@@ -2,8 +2,8 @@
 
 Usage (from the repository root, 1 CPU thread)::
 
-    python docs/hwa_bench.py --nets arch:C16-E32-C64 --variants base,calibrated --out hwa-levers.csv
-    python docs/hwa_bench.py --nets random2d:10 --variants recipe --out hwa-random.csv
+    python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants base,calibrated --out hwa-levers.csv
+    python scripts/hwa_bench.py --nets random2d:10 --variants recipe --out hwa-random.csv
 
 ``--nets``: comma list of ``zoo:<name>`` (small size), ``arch:<label>``, ``random2d:<n>`` / ``random3d:<n>``
 (search-space candidates drawn with seeds 0..n-1). ``--variants``: names of :data:`VARIANTS` (overrides of
