@@ -485,6 +485,8 @@ def build_benchmark(bench: BenchConfig | str | Path, out: str | Path | None = No
                     analog_rows = []
                     for preset_arg, pname in zip(cfg.presets, pnames):
                         for r in res["analog"][preset_arg]:
+                            for k in [k for k, v in r.items() if isinstance(v, str)]:
+                                r.pop(k)  # engine / variation strings live in nb_candidates
                             r.update(model_key=key, model_id=a.id, task=sp.task.name, preset=pname,
                                      digital_score=res["static"]["digital_score"])
                             analog_rows.append(r)
