@@ -203,3 +203,18 @@ def test_changed_file_and_newer_format(built, tmp_path, capsys, monkeypatch):
     assert _cli(monkeypatch, "nasbench", "show", d / "tiny.json") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "format version 99" in err[0]
+
+
+def test_finetune_and_hwa_options(tmp_path):
+    """finetune_epochs and hwa change the candidate's weights (digital score differs from the plain build)."""
+    base = dict(candidates=["C8-E8"], repetitions=1, standalone={"k": 0}, platforms=["raspberry-pi3"])
+    plain = build_benchmark(parse_bench(tiny(name="p", **base)), out=tmp_path / "p", progress=False)
+    tuned = build_benchmark(parse_bench(tiny(name="t", finetune_epochs=1, hwa=True, hwa_epochs=1, **base)),
+                            out=tmp_path / "t", progress=False)
+    assert plain.jobs_run == tuned.jobs_run == 1
+    with open_build(tmp_path / "p") as s1, open_build(tmp_path / "t") as s2:
+        a, _ = benchmark_tables(s1)
+        b, _ = benchmark_tables(s2)
+    assert list(a.filter(like="@").columns) == ["energy_mj@raspberry-pi3", "latency_ms@raspberry-pi3"]
+    assert a["params"].iloc[0] == b["params"].iloc[0]
+    assert a["digital_score"].iloc[0] != b["digital_score"].iloc[0]

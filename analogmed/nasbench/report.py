@@ -226,7 +226,7 @@ def format_report(rep: dict[str, Any]) -> str:
     sa = rep.get("standalone")
     lines += ["", "## Supernet vs stand-alone ranking", ""]
     if sa is None:
-        lines.append("- no stand-alone candidates in this benchmark ([standalone] k = 0)")
+        lines.append("- no stand-alone rows in this benchmark ([standalone] k = 0, or not built yet)")
     else:
         lines.append(f"- K = {sa['k']} candidates, stand-alone training with {sa['seeds']} seeds (mean)")
         lines.append(f"- analog 1-day: supernet vs stand-alone tau-b = **{sa['analog']['tau_b']:.3f}** "

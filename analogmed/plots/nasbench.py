@@ -50,16 +50,16 @@ def _block_effects(rep, out: Path) -> list[Path]:
     be = rep["block_effects"]
     x = np.arange(len(be))
     with paper_style():
-        fig, axes = plt.subplots(1, 2, figsize=FIG_DOUBLE)
+        fig, axes = plt.subplots(1, 2, figsize=FIG_DOUBLE, constrained_layout=True)
         for ax, tag, lab in ((axes[0], "score", "effect on 1-day score (Dice)"),
-                             (axes[1], "avm", "effect on AVM (Dice; + = more loss)")):
+                             (axes[1], "avm", "effect on AVM (Dice)")):
             e = be[f"effect_{tag}"].to_numpy(float)
             err = np.vstack([e - be[f"lo_{tag}"].to_numpy(float), be[f"hi_{tag}"].to_numpy(float) - e])
             ax.bar(x, e, color=[color(i) for i in range(len(be))], alpha=0.8)
             ax.errorbar(x, e, yerr=err, fmt="none", ecolor="black", lw=0.8, capsize=2)
             ax.axhline(0, color="0.3", lw=0.6)
             ax.set_xticks(x, [("Id" if b == "Identity" else b) for b in be["block"]])
-            ax.set_xlabel("block letter (contained at any level vs not)")
+            ax.set_xlabel("block letter (in the candidate vs not)")
             ax.set_ylabel(lab)
         fig.suptitle(f"Block effects, {rep['task']} / {rep['preset']} (n = {rep['n_candidates']}, 95 % CI)",
                      fontsize=8)
@@ -69,20 +69,29 @@ def _block_effects(rep, out: Path) -> list[Path]:
 def _depth_width(rep, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
+    groups = [("depth", "d"), ("max_width", "w")]
+    pos, labels, series = [], [], []
+    x = 0
+    for gi, (by, name) in enumerate(groups):
+        g = rep[by]
+        for _, r in g.iterrows():
+            pos.append(x)
+            labels.append(f"{name}={int(r[by])}\nn={int(r['n'])}")
+            series.append((gi, r))
+            x += 1
+        x += 0.6
     with paper_style():
-        fig, axes = plt.subplots(1, 2, figsize=FIG_DOUBLE)
-        for i, by in enumerate(("depth", "max_width")):
-            g = rep[by]
-            x = np.arange(len(g))
-            for j, (tag, lab, ax) in enumerate((("score", "1-day score", axes[0]), ("avm", "AVM", axes[1]))):
-                m = g[f"mean_{tag}"].to_numpy(float)
-                err = np.vstack([m - g[f"lo_{tag}"].to_numpy(float), g[f"hi_{tag}"].to_numpy(float) - m])
-                off = -0.12 if i == 0 else 0.12
-                ax.errorbar(x + off, m, yerr=err, fmt="o" if i == 0 else "s", color=color(i), capsize=2, lw=0.8,
-                            label=f"per {by.replace('_', ' ')}: " + ", ".join(str(v) for v in g[by]))
-                ax.set_ylabel(f"{lab} (Dice)")
-                ax.set_xlabel("group index (see legend)")
-        axes[0].legend(loc="lower right")
+        fig, axes = plt.subplots(1, 2, figsize=FIG_DOUBLE, constrained_layout=True)
+        for ax, (tag, lab) in zip(axes, (("score", "1-day score (Dice)"), ("avm", "AVM (Dice; + = lost)"))):
+            for xi, (gi, r) in zip(pos, series):
+                m = float(r[f"mean_{tag}"])
+                lo, hi = float(r[f"lo_{tag}"]), float(r[f"hi_{tag}"])
+                err = None if not np.isfinite(lo) else [[m - lo], [hi - m]]
+                ax.errorbar([xi], [m], yerr=err, fmt="o" if gi == 0 else "s", color=color(gi), capsize=2, lw=0.8)
+            ax.set_xticks(pos, labels)
+            ax.set_xlabel("d = depth, w = maximum width (n candidates)")
+            ax.set_ylabel(lab)
+        fig.suptitle(f"Mean per depth and per maximum width, {rep['task']} / {rep['preset']} (95 % CI)", fontsize=8)
         return save_figure(fig, out / "depth_width")
 
 
@@ -92,16 +101,18 @@ def _pareto(bench, rep, out: Path) -> list[Path]:
     df = bench.table(preset=rep["preset"], task=rep["task"])
     targets = [(c, lab) for c, lab in PARETO_TARGETS if c in rep["pareto"]]
     with paper_style():
-        fig, axes = plt.subplots(1, len(targets), figsize=(FIG_DOUBLE[0], 2.4), squeeze=False)
-        for ax, (col, lab) in zip(axes[0], targets):
+        fig, axes = plt.subplots(1, len(targets), figsize=(FIG_DOUBLE[0], 2.6), squeeze=False, sharey=True,
+                                 constrained_layout=True)
+        for i, (ax, (col, lab)) in enumerate(zip(axes[0], targets)):
             ax.scatter(df[col], df["score_1d_mean"], s=5, color=color(0), alpha=0.5, lw=0, label="candidate")
             f = rep["pareto"][col].sort_values(col)
             ax.step(f[col], f["score_1d_mean"], where="post", color=color(3), lw=1.0)
-            ax.scatter(f[col], f["score_1d_mean"], s=14, color=color(3), zorder=3, label=f"Pareto front ({len(f)})")
-            ax.set_xscale("log")
+            ax.scatter(f[col], f["score_1d_mean"], s=14, color=color(3), zorder=3, label="Pareto front")
             ax.set_xlabel(lab)
-            ax.set_ylabel("analog 1-day score (Dice)")
-            ax.legend(loc="lower right")
+            ax.set_title(f"{len(f)} on the front")
+            if i == 0:
+                ax.set_ylabel("analog 1-day score (Dice)")
+                ax.legend(loc="lower right")
         return save_figure(fig, out / "pareto")
 
 
@@ -119,7 +130,8 @@ def _standalone(rep, out: Path) -> list[Path]:
         panels.append((f"{seeds[0]}_score_1d", f"{seeds[1]}_score_1d", "analog 1-day: stand-alone seed 0",
                        "stand-alone seed 1", sa["analog_ceiling"]))
     with paper_style():
-        fig, axes = plt.subplots(1, len(panels), figsize=(FIG_DOUBLE[0], 2.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(FIG_DOUBLE[0], 2.6), squeeze=False,
+                                 constrained_layout=True)
         for i, (ax, (xc, yc, xl, yl, tau)) in enumerate(zip(axes[0], panels)):
             ax.scatter(t[xc], t[yc], s=10, color=color(i), lw=0)
             ax.set_xlabel(f"{xl} (Dice)")
