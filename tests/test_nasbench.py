@@ -218,3 +218,14 @@ def test_finetune_and_hwa_options(tmp_path):
     assert list(a.filter(like="@").columns) == ["energy_mj@raspberry-pi3", "latency_ms@raspberry-pi3"]
     assert a["params"].iloc[0] == b["params"].iloc[0]
     assert a["digital_score"].iloc[0] != b["digital_score"].iloc[0]
+
+
+def test_all_enumerates_the_space_once():
+    from analogmed.nasbench.build import enumerate_space
+    from analogmed.space.supernet import Supernet
+
+    sn = Supernet(2, 1, 3, (8, 16), ("Identity", "A", "C", "E"))
+    archs = enumerate_space(sn)
+    assert len(archs) == sn.space_size() == 20 and len({a.id for a in archs}) == 20
+    for a in archs:
+        sn.check(a)
