@@ -18,7 +18,7 @@ import pandas as pd
 
 from analogmed.errors import UserError
 from analogmed.evaluate.robustness import DEFAULT_TIMES_S, check_times, drift_study, summarize
-from analogmed.io import write_text_atomic
+from analogmed.io import check_output_dir, output_set, relocate, write_text_atomic
 
 
 @dataclass
@@ -33,13 +33,16 @@ class DriftResult:
 
 def run_drift(checkpoint, preset: str, times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 5,
               seed: int = 0, split: str = "val", out_dir: str | Path | None = None,
-              progress: bool = True) -> DriftResult:
-    """Drift study of ``checkpoint`` (a :class:`Checkpoint` or a path) on ``preset``; optional files."""
+              progress: bool = True, engine: str = "fast", variation: str = "instances") -> DriftResult:
+    """Drift study of ``checkpoint`` (a :class:`Checkpoint` or a path) on ``preset``; optional files.
+    ``engine`` ("fast" | "aihwkit") and ``variation`` ("instances" | "reads"): see
+    :func:`analogmed.evaluate.robustness.drift_study`."""
     from analogmed.analog import load_preset
-    from analogmed.models import model_id
+    from analogmed.models import model_id, model_label
     from analogmed.plots.drift import plot_drift_curves
     from analogmed.train.checkpoint import load_checkpoint
 
+    check_output_dir(out_dir)
     if int(repeats) < 1:
         raise UserError(f"--repeats {repeats} is invalid; use at least 1 hardware instance")
     times = check_times(times_s)
@@ -51,13 +54,15 @@ def run_drift(checkpoint, preset: str, times_s: Sequence[float] = DEFAULT_TIMES_
         raise UserError(f"split {split!r} is invalid; use train, val or test")
     mid = model_id(ckpt.spec)
     df = drift_study(ckpt.model, task, preset_obj, times, repeats=repeats, seed=seed, split=split,
-                     model_id=mid, progress=progress)
+                     model_id=mid, progress=progress, engine=engine, variation=variation)
     summary = summarize(df)
     files: list[Path] = []
-    if out_dir is not None:
-        out = Path(out_dir)
-        files.append(write_text_atomic(out / "drift.csv", df.to_csv(index=False)))
-        files.append(write_text_atomic(out / "summary.csv", summary.to_csv(index=False)))
-        label = "F1" if task.kind == "classification" else "Dice"
-        files += plot_drift_curves(df, out / "drift", title=f"{mid} on {task.name}", score_label=label)
+    if out_dir is not None:  # all files or none (analogmed.io.output_set)
+        with output_set(out_dir) as out:
+            files.append(write_text_atomic(out / "drift.csv", df.to_csv(index=False)))
+            files.append(write_text_atomic(out / "summary.csv", summary.to_csv(index=False)))
+            label = "F1" if task.kind == "classification" else "Dice"
+            files += plot_drift_curves(df.assign(model_id=model_label(ckpt.spec)), out / "drift",
+                                       title=f"{model_label(ckpt.spec)} on {task.name}", score_label=label)
+            files = relocate(files, out, Path(out_dir))
     return DriftResult(df, summary, files, preset_obj.name)

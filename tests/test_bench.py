@@ -1,29 +1,34 @@
-"""analogmed bench: runs end to end on a tiny input and reports consistent numbers (no speed asserts)."""
+"""analogmed bench: runs end to end on tiny inputs and reports consistent numbers (no speed asserts)."""
 import json
 import subprocess
 import sys
 
 import pytest
 
-from analogmed.latency.bench import format_bench, run_bench
+from analogmed.latency.bench import MODELS, format_bench, run_bench
 
 
 def test_run_bench_tiny():
-    res = run_bench(threads=1, batch=1, size=32, repeats=1, rounds=2, drift_rep=True, progress=False)
-    assert res["input"] == [1, 1, 32, 32] and res["rounds"] == 2
-    names = [r["model"] for r in res["rows"]]
-    assert names[0].startswith("monai-unet") and names[1] == "candidate"
+    res = run_bench(threads=1, batch=1, size=32, size3=16, repeats=1, rounds=2, progress=False,
+                    models=("monai-unet-2d", "candidate-3d"))
+    assert [r["model"] for r in res["rows"]] == ["monai-unet-2d", "candidate-3d"]
+    assert res["rows"][1]["input"] == [1, 1, 16, 16, 16]
     for r in res["rows"]:
-        assert len(r["digital_rounds_ms"]) == 2 and len(r["analog_rounds_ms"]) == 2
-        assert r["digital_ms"] > 0 and r["analog_ms"] > 0 and r["drift_rep_s"] > 0
-        ratios = sorted(a / d for a, d in zip(r["analog_rounds_ms"], r["digital_rounds_ms"]))
-        assert r["ratio"] == pytest.approx(sum(ratios) / 2)  # median of two rounds
+        assert len(r["digital_rounds_ms"]) == 2 and len(r["fast_rounds_ms"]) == 2
+        assert r["digital_ms"] > 0 and r["aihwkit_ms"] > 0 and r["fast_ms"] > 0
+        ratios = sorted(f / d for f, d in zip(r["fast_rounds_ms"], r["digital_rounds_ms"]))
+        assert r["ratio"] == pytest.approx(sum(ratios) / 2)  # fast / digital, median of two rounds
+        assert r["evals_per_s_fast"] > 0 and r["evals_per_s_aihwkit"] > 0
+        assert r["layers"] and all(k["fast_ms"] > 0 and k["digital_ms"] > 0 for k in r["layers"])
+    assert any(k["kind"].startswith("Conv3d") for k in res["rows"][1]["layers"])
     text = format_bench(res)
-    assert "analog/digital" in text and "monai-unet" in text
+    assert "fast/dig" in text and "monai-unet-2d" in text
     json.dumps(res)  # JSON-able
+    assert set(MODELS) == {"monai-unet-2d", "candidate-2d", "candidate-3d", "unetr-3d"}
 
 
-def test_bench_cli_bad_input_exits_2():
-    r = subprocess.run([sys.executable, "-c", "from analogmed.cli import main; main()", "bench", "--size", "30"],
+@pytest.mark.parametrize("args, word", [(["--size", "30"], "--size"), (["--models", "resnet"], "--models")])
+def test_bench_cli_bad_input_exits_2(args, word):
+    r = subprocess.run([sys.executable, "-c", "from analogmed.cli import main; main()", "bench", *args],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "--size" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr

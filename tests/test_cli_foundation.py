@@ -70,4 +70,5 @@ def test_console_script_bad_task_no_traceback():
     res = subprocess.run(exe, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "error: unknown task 'nope'; valid tasks: mni152-tissue, synthetic-2d, synthetic-3d, msd, chestxray14"]
+        "error: unknown task 'nope'; valid tasks: mni152-tissue, mni152-brainmask, synthetic-2d, synthetic-3d, "
+        "msd, chestxray14"]

@@ -12,7 +12,8 @@ from analogmed.errors import UserError
 
 
 def test_registry_and_unknown_task():
-    assert set(list_tasks()) == {"mni152-tissue", "synthetic-2d", "synthetic-3d", "msd", "chestxray14"}
+    assert set(list_tasks()) == {"mni152-tissue", "mni152-brainmask", "synthetic-2d", "synthetic-3d", "msd",
+                                "chestxray14"}
     with pytest.raises(UserError, match="valid tasks: mni152-tissue"):
         get_task("brats")
     with pytest.raises(UserError, match="no option 'colour'"):

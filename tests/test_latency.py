@@ -18,7 +18,8 @@ from analogmed.latency.lut import LatencyTable, measure_ops, read_lut, write_lut
 from analogmed.latency.model import DEFAULT_PARAMS, ModelParams, fit_params, model_lut, predict_table
 from analogmed.latency.ops import Op, op_module
 from analogmed.latency.platform import Platform, list_platforms, load_platform
-from analogmed.latency.reference import ReferenceUNet, op_grid, random_candidates
+from analogmed.latency.grid import op_grid, random_candidates
+from reference_unet import ReferenceUNet
 from analogmed.latency.validate import calibrated_check, candidate_check, mape, summary, tau
 
 TINY = Platform(name="tiny", cpu_model="test", cores=1, threads=1, clock_ghz=2.0, simd_width_bits=256,
@@ -90,7 +91,7 @@ def test_grid_covers_every_op_of_random_candidates():
     grid = set(op_grid(2, (32, 32), (4, 8), 3))
     import random
 
-    from analogmed.latency.reference import random_reference
+    from reference_unet import random_reference
 
     rng = random.Random(0)
     for _ in range(40):
@@ -280,6 +281,10 @@ def test_cli_build_show_cost_and_errors(tmp_path):
     r = _cli("cost", "--arch", str(bad))
     assert r.returncode == 2 and "not valid JSON" in r.stderr
     arch = tmp_path / "c.json"
-    arch.write_text(json.dumps({"blocks": ["C", "Z"], "widths": [8, 8]}))
+    from analogmed.space.architecture import Architecture
+
+    d = Architecture.from_label("C8-C8").to_dict()
+    d["blocks"] = ["C", "Q"]
+    arch.write_text(json.dumps(d))
     r = _cli("cost", "--arch", str(arch), "--input-size", "16x16")
-    assert r.returncode == 2 and "unknown block" in r.stderr
+    assert r.returncode == 2 and "'Q'" in r.stderr and "Traceback" not in r.stderr

@@ -58,7 +58,7 @@ def reference(tmp_path_factory):
     """An uninterrupted in-process run of the tiny study (4 repetitions): (study file, dir, table)."""
     tmp = tmp_path_factory.mktemp("ref")
     study = _write(tmp, reps=4)
-    res = run_study(study, out=tmp / "ref", progress=False, plots=False)
+    res = run_study(study, out=tmp / "ref", progress=False)
     return study, tmp / "ref", res
 
 
@@ -114,7 +114,7 @@ def test_reference_table_matches_drift_study_and_resume_skips(reference):
         d.sort_values(["repetition", "t_inference_s"])["score"].tolist()
     # re-running does nothing and trains nothing
     t0 = time.perf_counter()
-    again = run_study(study, out=ref_dir, progress=False, plots=False)
+    again = run_study(study, out=ref_dir, progress=False)
     assert again.added == 0 and again.jobs_run == 0 and again.jobs_skipped == 16
     assert time.perf_counter() - t0 < 10
 
@@ -124,7 +124,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(reference, tmp_path):
     out = _with_checkpoints(ref_dir, tmp_path / "killed")
     db = out / "results.sqlite"
     code = ("import torch; torch.set_num_threads(1); from analogmed.study import run_study; "
-            f"run_study({str(study)!r}, out={str(out)!r}, progress=False, plots=False)")
+            f"run_study({str(study)!r}, out={str(out)!r}, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
     n = 0
     deadline = time.time() + 60
@@ -146,7 +146,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(reference, tmp_path):
         per_instance = c.execute("SELECT COUNT(*) FROM results GROUP BY model_key, preset, repetition").fetchall()
     assert 8 <= killed_rows < ref.total
     assert {k for (k,) in per_instance} == {4}  # never half an instance
-    res = run_study(study, out=out, progress=False, plots=False)
+    res = run_study(study, out=out, progress=False)
     assert res.jobs_skipped == killed_rows // 4 and res.total == ref.total
     pd.testing.assert_frame_equal(_canon(res.table), _canon(ref.table))
 
@@ -154,7 +154,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(reference, tmp_path):
 def test_dask_local_cluster_gives_the_in_process_table(reference, tmp_path):
     study, ref_dir, ref = reference
     out = _with_checkpoints(ref_dir, tmp_path / "dask")
-    res = run_study(study, out=out, workers=2, progress=False, plots=False)
+    res = run_study(study, out=out, workers=2, progress=False)
     assert res.jobs_run == 16
     pd.testing.assert_frame_equal(_canon(res.table), _canon(ref.table))
 
@@ -166,7 +166,7 @@ def test_changed_study_file_is_refused_and_store_intact(reference, tmp_path):
     changed = tmp_path / "tiny.toml"
     changed.write_text(study.read_text().replace("seed = 3", "seed = 4"))
     with pytest.raises(UserError, match="changed after results exist"):
-        run_study(changed, out=out, progress=False, plots=False)
+        run_study(changed, out=out, progress=False)
     from analogmed.study import open_results
 
     with open_results(out) as store:
@@ -226,7 +226,7 @@ def test_dead_dask_worker_is_retried_and_the_study_completes(reference, tmp_path
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(n_rows)
 
-        res = run_study(study, out=out, scheduler=cluster.scheduler_address, progress=False, plots=False,
+        res = run_study(study, out=out, scheduler=cluster.scheduler_address, progress=False,
                         on_rows=kill_one)
     assert killed and res.jobs_run == 16
     pd.testing.assert_frame_equal(_canon(res.table), _canon(ref.table))
@@ -257,7 +257,7 @@ def test_hwa_models_in_a_study(tmp_path):
     text += '[[models]]\narch = "C8-E16"\ngroup = "pyramidal"\nhwa = true\n'
     study = tmp_path / "hwa.toml"
     study.write_text(text)
-    res = run_study(study, out=tmp_path / "run", progress=False, plots=False)
+    res = run_study(study, out=tmp_path / "run", progress=False)
     ids = set(res.table["model_id"])
     plain = [i for i in ids if not i.endswith("+hwa")]
     assert any(i.endswith("+hwa") for i in ids) and len(ids) == 3
@@ -270,7 +270,7 @@ def test_hwa_models_in_a_study(tmp_path):
     bad = text.replace('hwa_epochs = 1\n', 'hwa_epochs = 1\nhwa_preset = "ideal"\n')
     study.write_text(bad)
     with pytest.raises(UserError, match="no device noise model"):
-        run_study(study, out=tmp_path / "run2", progress=False, plots=False)
+        run_study(study, out=tmp_path / "run2", progress=False)
     with pytest.raises(UserError, match="hwa = true needs arch or zoo"):
         parse_study({"name": "x", "presets": ["pcm"], "months": 1, "tasks": [{"name": "synthetic-2d"}],
                      "models": [{"checkpoint": "m.pt", "hwa": True}]})
@@ -282,7 +282,7 @@ def test_uq_section_rows_resume_and_errors(tmp_path):
     text += '[uq]\ntimes_s = [86400]\nsamples = 2\n'
     study = tmp_path / "uq.toml"
     study.write_text(text)
-    run_study(study, out=tmp_path / "run", progress=False, plots=False)
+    run_study(study, out=tmp_path / "run", progress=False)
     from analogmed.study.runner import open_results
     with open_results(tmp_path / "run") as store:
         uq = store.uq_table()
@@ -290,7 +290,7 @@ def test_uq_section_rows_resume_and_errors(tmp_path):
     assert len(uq[uq["method"] == "analog-mc"]) == uq["model_key"].nunique() == 2
     assert (uq.loc[uq["method"] == "analog-mc", "samples"] == 2).all()
     assert uq["dice"].between(0, 1).all() and uq["ece"].between(0, 1).all()
-    res = run_study(study, out=tmp_path / "run", progress=False, plots=False)
+    res = run_study(study, out=tmp_path / "run", progress=False)
     assert res.added == 0
     with open_results(tmp_path / "run") as store:
         assert len(store.uq_table()) == len(uq)

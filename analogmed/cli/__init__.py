@@ -48,9 +48,15 @@ for _name in _COMMAND_MODULES:
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: a UserError (or an OSError, e.g. a full disk) is one line on stderr, exit 2."""
     try:
         app()
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a file operation no check foresaw: still one line naming the path
+        from analogmed.io import os_error
+
+        where = exc.filename if exc.filename is not None else "a file"
+        typer.echo(f"error: {os_error(where, exc)}", err=True)
         sys.exit(2)

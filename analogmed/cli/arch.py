@@ -60,24 +60,29 @@ def sample(
     import random
 
     from analogmed.errors import UserError
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_dir, check_output_file, output_set, write_text_atomic
     from analogmed.space.architecture import sample_architecture
 
     if count < 1:
         raise UserError(f"--count must be >= 1, not {count}")
     if out is not None and count > 1 and out.suffix == ".json":
         raise UserError(f"--out {out} is a .json file but --count is {count}; give a folder")
+    if out is not None:
+        (check_output_file if count == 1 else check_output_dir)(out, "--out")
     rng = random.Random(seed)
     archs = [sample_architecture(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
                                  head=head, depth=depth, rng=rng) for _ in range(count)]
+    if out is None and count == 1:
+        typer.echo(archs[0].to_json(indent=1))
+        return
     for a in archs:
-        if out is None and count == 1:
-            typer.echo(a.to_json(indent=1))
-            return
         typer.echo(f"{a.id}  {a.label:<24} depth {a.depth}  params {_params(a)}")
-        if out is not None:
-            path = out if count == 1 else out / f"{a.id}.json"
-            write_text_atomic(path, a.to_json(indent=1) + "\n")
+    if out is not None and count == 1:
+        write_text_atomic(out, archs[0].to_json(indent=1) + "\n")
+    elif out is not None:  # all files or none
+        with output_set(out) as stage:
+            for a in archs:
+                write_text_atomic(stage / f"{a.id}.json", a.to_json(indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {count} architecture(s) to {out} (seed {seed})")
 
@@ -136,25 +141,83 @@ def space(spatial_dims: int = typer.Option(2, help="2 or 3")) -> None:
     typer.echo(f"architectures per task: {space_size(d)}")
 
 
+def _mednasbench_files(paths: List[Path]) -> List[Path]:
+    """Files as given; a folder stands for its ``*.json`` files in natural order (sample2 before sample10)."""
+    import re
+
+    from analogmed.errors import UserError
+
+    out: List[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.json"), key=lambda f: [int(t) if t.isdigit() else t
+                                                            for t in re.split(r"(\d+)", f.name)])
+            if not found:
+                raise UserError(f"folder {p} has no .json files; pass sampleN.json files or their folder")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
 @arch_app.command("mednasbench")
 def mednasbench(
-    files: List[Path] = typer.Argument(..., help="MED-NAS-Bench sampleN.json files"),
+    files: List[Path] = typer.Argument(..., help="MED-NAS-Bench sampleN.json files or folders of them"),
     out: Optional[Path] = typer.Option(None, help="folder for the model specs (<stem>.spec.json each)"),
+    padding: str = typer.Option("same", help="same (output = input size) or prototype (its literal padding=1)"),
+    check: bool = typer.Option(False, "--check", help="build every config with weights, compare its trainable "
+                               "parameters with the file's params and run one forward; exit 1 on any failure"),
+    input_size: str = typer.Option("64x64", help="with --check: forward input size"),
 ) -> None:
-    """Import MED-NAS-Bench configs as 2-D models (architecture only: their metrics are not measurements)."""
-    from analogmed.io import write_text_atomic
+    """Import MED-NAS-Bench configs as the 2-D networks the prototype built (architecture only: their
+    metrics are not measurements)."""
+    from analogmed.errors import UserError
+    from analogmed.io import check_output_dir, output_set, write_text_atomic
     from analogmed.models import model_id
-    from analogmed.space.mednasbench import describe, load_mednasbench
+    from analogmed.space.mednasbench import PADDINGS, describe, load_mednasbench
 
-    specs = [(f, load_mednasbench(f)) for f in files]   # all validated before anything is written
+    if padding not in PADDINGS:
+        raise UserError(f"--padding {padding!r} must be one of {', '.join(PADDINGS)}")
+    if check and out is not None:
+        raise UserError("--check writes nothing; drop --out (or --check to write the specs)")
+    check_output_dir(out, "--out")
+    paths = _mednasbench_files(files)
+    if check:
+        _mednasbench_check(paths, padding, parse_size(input_size, 2))
+        return
+    specs = [(f, load_mednasbench(f, padding)) for f in paths]   # all validated before anything is written
     for f, spec in specs:
         d = describe(spec)
-        typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  "
-                   f"params {d['params_built']} (file says {d['params_in_file']})")
-        if out is not None:
-            write_text_atomic(out / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
+        typer.echo(f"{f}  {model_id(spec)}  in {d['in_channels']} out {d['out_channels']}  pool {d['pool']}  "
+                   f"params {d['params_built']} (file says {d['params_in_file']}; {d['params_unused']} never run)  "
+                   f"input {d['sizes']}, 64x64 -> {'x'.join(map(str, d['out_at_64'] or ('-',)))}")
+    if out is not None:  # all files or none
+        with output_set(out) as stage:
+            for f, spec in specs:
+                write_text_atomic(stage / f"{f.stem}.spec.json", json.dumps(spec, indent=1) + "\n")
     if out is not None:
         typer.echo(f"wrote {len(specs)} model spec(s) to {out}; build them with analogmed.models.build_model")
+
+
+def _mednasbench_check(paths: List[Path], padding: str, size: tuple) -> None:
+    """``arch mednasbench --check``: per failing file one line, then the summary; exit 1 on any failure."""
+    import torch
+    from tqdm import tqdm
+
+    from analogmed.space.mednasbench import check_config
+
+    torch.manual_seed(0)
+    rows = [check_config(f, padding, size) for f in tqdm(paths, desc="mednasbench check", unit="config",
+                                                           disable=len(paths) < 20)]
+    n = len(rows)
+    for r in rows:
+        if r["problem"]:
+            typer.echo(f"{r['path']}: {r['problem']}")
+    typer.echo(f"checked {n} config(s) (padding {padding}): imported {sum(r['imported'] for r in rows)}/{n}, "
+               f"params match {sum(r['params_match'] for r in rows)}/{n}, forward 1x1x{size[0]}x{size[1]} -> "
+               f"1xKx{size[0]}x{size[1]} {sum(r['forward_ok'] for r in rows)}/{n}")
+    if any(r["problem"] for r in rows):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

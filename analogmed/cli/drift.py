@@ -26,13 +26,17 @@ def drift(
     seed: int = typer.Option(0, help="base seed of programming, drift and read noise"),
     split: str = typer.Option("val", help="split to score: train, val or test"),
     out: Path = typer.Option(Path("runs/drift"), help="output folder (drift.csv, summary.csv, drift.png/pdf)"),
+    engine: str = typer.Option("fast", help="analog forward engine: fast (folded native ops) or aihwkit"),
+    variation: str = typer.Option("instances", help="instances: re-program every repetition; reads: program "
+                                  "once, re-drift and re-read (AnalogNAS-Bench's std)"),
 ) -> None:
     """Program the network on R fresh hardware instances, drift each over time, print 1-day score, std, AVM."""
     from analogmed.drift import run_drift
     from analogmed.evaluate.robustness import DEFAULT_TIMES_S, format_summary, month_grid
 
     grid = parse_times(times) if times else (month_grid(months) if months is not None else DEFAULT_TIMES_S)
-    res = run_drift(checkpoint, preset, grid, repeats=repeats, seed=seed, split=split, out_dir=out)
+    res = run_drift(checkpoint, preset, grid, repeats=repeats, seed=seed, split=split, out_dir=out,
+                    engine=engine, variation=variation)
     typer.echo(format_summary(res.summary))
     for f in res.files:
         typer.echo(f"wrote {f}")

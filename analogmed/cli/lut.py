@@ -58,8 +58,18 @@ def build(
     from analogmed.latency.lut import measure_ops, write_lut
     from analogmed.latency.platform import (host_matches, list_platforms, load_platform, platforms_dir,
                                             profile_host, save_platform)
-    from analogmed.latency.reference import op_grid
+    from analogmed.latency.grid import DEFAULT_GRID, op_grid
 
+    from analogmed.io import check_output_dir
+
+    if repeats < 1 or warmup < 0:
+        raise UserError(f"--repeats {repeats} / --warmup {warmup}: time each op at least once (--repeats >= 1, "
+                        f"--warmup >= 0)")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads} is invalid; give at least 1")
+    if levels is not None and levels < 1:
+        raise UserError(f"--levels {levels} is invalid; give at least 1")
+    check_output_dir(out, "--out")
     dims = _ints(spatial_dims, "--spatial-dims")
     if any(d not in (2, 3) for d in dims):
         raise UserError(f"--spatial-dims {spatial_dims!r}: use 2, 3 or 2,3")
@@ -78,18 +88,21 @@ def build(
                             f"device, use --platform this-machine here, or pass --force")
         if threads:
             plat = plat.model_copy(update={"threads": threads})
-    from analogmed.latency.reference import DEFAULT_GRID
-
     ops = [op for d in dims for sz in ([size] if size else DEFAULT_GRID[d]["input_sizes"])
            for op in op_grid(d, sz, w, levels)]
     typer.echo(f"timing {len(ops)} ops on {plat.cpu_model} with {plat.threads} thread(s)...")
     t0 = time.perf_counter()
     df = measure_ops(ops, plat, warmup=warmup, repeats=repeats)
     elapsed = time.perf_counter() - t0
-    csv = write_lut(df, folder / f"{name}.csv")
-    if name == "this-machine" or name not in list_platforms() or out:
-        plat = plat.model_copy(update={"description": plat.description + f"; LUT: {len(df)} ops in {elapsed:.0f} s"})
-        save_platform(plat, folder / f"{name}.toml")
+    from analogmed.io import output_set
+
+    with output_set(folder) as stage:  # the table and its spec: both or neither
+        write_lut(df, stage / f"{name}.csv")
+        if name == "this-machine" or name not in list_platforms() or out:
+            plat = plat.model_copy(update={"description": plat.description
+                                           + f"; LUT: {len(df)} ops in {elapsed:.0f} s"})
+            save_platform(plat, stage / f"{name}.toml")
+    csv = folder / f"{name}.csv"
     typer.echo(f"wrote {csv} ({len(df)} rows, source=measured) in {elapsed:.0f} s")
 
 
@@ -106,8 +119,10 @@ def model(
     """Write <platform>.csv from the analytical model (every row source=model)."""
     from analogmed.latency.lut import read_lut, write_lut
     from analogmed.latency.model import DEFAULT_PARAMS, fit_params, model_lut
+    from analogmed.io import check_output_dir
     from analogmed.latency.platform import load_platform, platform_lut_path, platforms_dir
 
+    check_output_dir(out, "--out")
     target = load_platform(platform)
     names = [n for n in fit_on.split(",") if n]
     base_plat = load_platform(names[0])
@@ -168,12 +183,16 @@ def check(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the results as JSON"),
 ) -> None:
     """Validate the measured LUT (candidates end to end) and the analytical model (this machine)."""
-    from analogmed.io import write_text_atomic
+    from analogmed.io import check_output_file, write_text_atomic
     from analogmed.latency.lut import LatencyTable
     from analogmed.latency.platform import load_platform, platform_lut_path
-    from analogmed.latency.reference import random_candidates
+    from analogmed.latency.grid import random_candidates
     from analogmed.latency.validate import calibrated_check, candidate_check, model_check, summary
 
+    if candidates < 4:
+        raise UserError(f"--candidates {candidates} is invalid; time at least 4 candidates (the correction is "
+                        f"fitted on one half and checked on the other), e.g. 50")
+    check_output_file(json_out, "--json")
     plat = load_platform(platform)
     table = LatencyTable.load(platform_lut_path(platform))
     measured = table.df[table.df["source"] == "measured"]

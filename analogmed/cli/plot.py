@@ -12,12 +12,16 @@ def plot(
     out: Optional[Path] = typer.Option(None, help="figure folder (default: <study folder>/figures)"),
 ) -> None:
     """Drift curves, group comparison, robustness vs latency (Pareto) figures of a study."""
+    from analogmed.io import check_output_dir
     from analogmed.plots.study import plot_study
-    from analogmed.study.runner import open_results
+    from analogmed.study.store import open_results
 
+    check_output_dir(out, "--out")
     with open_results(study) as store:
         db = store.path
-    for f in plot_study(db, out if out is not None else db.parent / "figures"):
+    dest = out if out is not None else db.parent / "figures"
+    check_output_dir(dest, "figure folder")
+    for f in plot_study(db, dest):
         typer.echo(f"wrote {f}")
 
 

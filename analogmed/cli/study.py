@@ -20,24 +20,25 @@ def run(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write the figures at the end"),
 ) -> None:
     """Run (or resume) a study: train its models once, evaluate every missing hardware instance."""
-    from analogmed.plots.study import study_summary
+    from analogmed.plots.study import plot_study, study_summary
     from analogmed.study.runner import run_study
 
-    res = run_study(study, out=out, workers=workers, scheduler=scheduler, new=new, plots=plots)
+    res = run_study(study, out=out, workers=workers, scheduler=scheduler, new=new)
     typer.echo(f"{res.jobs_run} hardware instances run, {res.jobs_skipped} already stored; "
                f"{res.added} rows added, {res.total} rows in {res.db}; wall {res.wall_s:.1f} s")
     s = study_summary(res.table)
     cols = ["label", "model_group", "task", "preset", "repeats", "digital_score", "score_1s", "score_1d_mean",
             "score_1d_std", "avm"]
     typer.echo(s[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    for f in res.figures:
-        typer.echo(f"wrote {f}")
+    if plots and not res.table.empty:  # figures are drawn here, above the runner and the plot module
+        for f in plot_study(res.db, res.db.parent / "figures"):
+            typer.echo(f"wrote {f}")
 
 
 @study_app.command("status")
 def status(study: Path = typer.Argument(..., help="study file, study folder or results.sqlite")) -> None:
     """Rows stored, per (model, task, preset): hardware instances and evaluations done."""
-    from analogmed.study.runner import open_results
+    from analogmed.study.store import open_results
 
     with open_results(study) as store:
         df = store.table(with_metrics=False)
@@ -56,8 +57,10 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="table to write: .csv (or .parquet with pyarrow)"),
 ) -> None:
     """Export the results table (one row per evaluation, metrics as columns)."""
-    from analogmed.study.runner import export_table
+    from analogmed.io import check_output_file
+    from analogmed.study.store import export_table
 
+    check_output_file(out, "--out")
     typer.echo(f"wrote {export_table(study, out)}")
 
 

@@ -40,8 +40,16 @@ def train(
     """Train the weight-sharing supernet of a task (single-path) and write its checkpoint."""
     from analogmed.cli.data import parse_options
     from analogmed.data import get_task
+    import math
+
+    from analogmed.errors import UserError
+    from analogmed.io import check_output_file
     from analogmed.train.supernet import SupernetConfig, save_supernet, train_supernet
 
+    check_output_file(out, "--out")
+    if not (math.isfinite(lr) and lr > 0) or epochs < 1 or batch_size < 1:
+        raise UserError(f"--lr {lr} / --epochs {epochs} / --batch-size {batch_size}: give a finite learning rate "
+                        f"> 0 and at least 1 epoch and 1 sample per batch")
     kw = parse_options(option)
     if not task.startswith("synthetic-") and task != "chestxray14":
         kw.setdefault("spatial_dims", spatial_dims)
@@ -71,9 +79,16 @@ def rank(
     out: Optional[Path] = typer.Option(None, help="CSV of the per-architecture scores"),
 ) -> None:
     """Ranking check: Kendall tau-b between supernet-estimated and stand-alone validation scores."""
-    from analogmed.io import atomic_path, write_text_atomic
+    from analogmed.errors import UserError
+    from analogmed.io import atomic_path, check_output_file, write_text_atomic
     from analogmed.train.supernet import load_supernet, rank_check
 
+    check_output_file(out, "--out")
+    if out is not None:
+        check_output_file(out.with_suffix(".json"), "--out (its .json beside it)")
+    if k < 3 or epochs < 1 or repeats < 1:
+        raise UserError(f"--k {k} / --epochs {epochs} / --repeats {repeats}: rank at least 3 architectures, "
+                        f"train each at least 1 epoch and once")
     ckpt = load_supernet(supernet)
     df, s = rank_check(ckpt, k=k, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
                        recalibrate=not no_recalibrate, repeats=repeats, split=split)
@@ -84,10 +99,10 @@ def rank(
     if "tau_b_seeds" in s:
         typer.echo(f"stand-alone seed {s['seed']} vs seed {s['seed'] + 1}: Kendall tau-b {s['tau_b_seeds']:.3f} "
                    f"(the noise ceiling of the check)")
-    if out is not None:
+    if out is not None:  # both files or neither
         with atomic_path(out) as tmp:
             df.to_csv(tmp, index=False)
-        write_text_atomic(out.with_suffix(".json"), json.dumps(s, indent=1) + "\n")
+            write_text_atomic(out.with_suffix(".json"), json.dumps(s, indent=1) + "\n")
         typer.echo(f"wrote {out} and {out.with_suffix('.json')}")
 
 
@@ -100,10 +115,12 @@ def subnet(
 ) -> None:
     """Extract a stand-alone sub-network with the supernet's weights as an ordinary model checkpoint."""
     from analogmed.evaluate.metrics import evaluate_model
+    from analogmed.io import check_output_file
     from analogmed.space.architecture import load_architecture
     from analogmed.train import Checkpoint, save_checkpoint
     from analogmed.train.supernet import load_supernet, recalibrate_bn
 
+    check_output_file(out, "--out")
     a = load_architecture(arch)
     ck = load_supernet(supernet)
     t = ck.task()

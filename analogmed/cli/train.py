@@ -31,12 +31,21 @@ def train(
 
     With --hwa and --init CKPT and --epochs 0, the digital pre-training is skipped and CKPT is fine-tuned.
     """
+    import math
+
     from analogmed.cli.data import parse_options
     from analogmed.data import get_task
     from analogmed.errors import UserError
+    from analogmed.io import check_output_file
     from analogmed.models.zoo import ZOO_NAMES, zoo_spec
     from analogmed.train import TrainConfig, load_checkpoint, save_checkpoint, train_model
 
+    check_output_file(out, "--out")
+    for name, value in (("--lr", lr), ("--hwa-lr", hwa_lr)):
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{name} {value} is invalid; give a finite learning rate > 0, e.g. 1e-3")
+    if epochs < 0 or batch_size < 1:
+        raise UserError("--epochs must be >= 0 and --batch-size >= 1")
     kw = parse_options(option)
     if not task.startswith("synthetic-") and task != "chestxray14":
         kw.setdefault("spatial_dims", spatial_dims)

@@ -22,6 +22,11 @@ def _mni(**kw):
     return make_mni152_task(**kw)
 
 
+def _mni_brain(**kw):
+    from analogmed.data.mni152_brainmask import make_mni152_brainmask_task
+    return make_mni152_brainmask_task(**kw)
+
+
 def _syn2(**kw):
     from analogmed.data.synthetic import make_synthetic_task
     return make_synthetic_task(2, **kw)
@@ -44,6 +49,7 @@ def _cxr(**kw):
 
 _REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {
     "mni152-tissue": (_mni, "built-in MNI152 brain MRI: background / grey / white matter (2D slices, 3D patches)"),
+    "mni152-brainmask": (_mni_brain, "built-in MNI152 brain MRI: brain extraction, background / brain (same images)"),
     "synthetic-2d": (_syn2, "MONAI create_test_image_2d circles (tests, quick checks)"),
     "synthetic-3d": (_syn3, "MONAI create_test_image_3d spheres (tests, quick checks)"),
     "msd": (_msd, "Medical Segmentation Decathlon task folder (root=..., Task01..Task10)"),
@@ -51,14 +57,16 @@ _REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {
 }
 
 
-def _factory_params(name: str) -> set[str]:
-    mod = {"mni152-tissue": "mni152", "synthetic-2d": "synthetic", "synthetic-3d": "synthetic",
+def _factory_params(name: str, required: bool = False) -> set[str]:
+    mod = {"mni152-tissue": "mni152", "mni152-brainmask": "mni152_brainmask", "synthetic-2d": "synthetic",
+           "synthetic-3d": "synthetic",
            "msd": "msd", "chestxray14": "chestxray"}[name]
     import importlib
     m = importlib.import_module(f"analogmed.data.{mod}")
-    fn = {"mni152": "make_mni152_task", "synthetic": "make_synthetic_task", "msd": "make_msd_task",
+    fn = {"mni152": "make_mni152_task", "mni152_brainmask": "make_mni152_brainmask_task", "synthetic": "make_synthetic_task", "msd": "make_msd_task",
           "chestxray": "make_chestxray_task"}[mod]
-    params = set(inspect.signature(getattr(m, fn)).parameters)
+    sig = inspect.signature(getattr(m, fn)).parameters
+    params = {k for k, p in sig.items() if not required or p.default is inspect.Parameter.empty}
     if mod == "synthetic":
         params.discard("spatial_dims")
     return params
@@ -80,6 +88,10 @@ def get_task(name: str, **kw: Any) -> Task:
     bad = sorted(set(kw) - allowed)
     if bad:
         raise UserError(f"task {name!r} has no option {bad[0]!r}; valid options: {', '.join(sorted(allowed))}")
+    missing = sorted(_factory_params(name, required=True) - set(kw))
+    if missing:
+        hint = f" (e.g. -o {missing[0]}=/data/Task04_Hippocampus)" if missing[0] == "root" else ""
+        raise UserError(f"task {name!r} needs the option {missing[0]!r}{hint}; see analogmed data show --help")
     return _REGISTRY[name][0](**kw)
 
 

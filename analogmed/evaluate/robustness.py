@@ -13,9 +13,24 @@ Metrics (:func:`summarize`), per (model_id, task, preset):
 - ``mean_<t>`` / ``std_<t>`` at every time of the grid (labels from :func:`time_label`);
 - ``digital_score``: the same network evaluated digitally, for reference.
 
+- ``avm_pct`` = 100 * ``avm``: the AVM in percentage points of the score (Dice / F1 / accuracy in
+  %), AnalogNAS's unit: AnalogNAS rejects candidates with an AVM above 10 points.
+
+Variation semantics (``variation``, recorded in every row and the summary):
+
+- ``"instances"`` (default): every repetition is a freshly *programmed* instance (programming noise,
+  drift coefficients, read and output noise all vary);
+- ``"reads"``: ONE programmed instance (``derive_seed(seed, "program", 0)``) re-drifted and re-read
+  per repetition (read noise, output noise only), as IBM's AnalogNAS-Bench computes its "std" over 25
+  ``drift_analog_weights`` calls of one programmed model.
+
+Engines (``engine``, recorded in every row): ``"fast"`` (default) runs the analog forwards through
+:mod:`analogmed.analog.fast` (aihwkit's programming, drift and drift compensation, then a folded
+native forward; statistically identical to aihwkit); ``"aihwkit"`` runs aihwkit's torch tile forward.
+
 Seeds: repetition ``r`` is programmed with ``derive_seed(seed, "program", r)``, drifted with
 ``derive_seed(seed, "drift", r, t)`` and evaluated (output noise) under
-``derive_seed(seed, "eval", r, t)``: the same seed gives bit-identical tables.
+``derive_seed(seed, "eval", r, t)``: the same seed and engine give bit-identical tables.
 """
 from __future__ import annotations
 
@@ -37,14 +52,21 @@ MONTH = 30 * DAY
 YEAR = 365 * DAY
 #: Default drift-time grid (s): 1 s, 1 h, 1 d, 1 w, 30 d, 90 d, 180 d, 365 d.
 DEFAULT_TIMES_S = (1.0, HOUR, DAY, WEEK, MONTH, 90 * DAY, 180 * DAY, YEAR)
+#: Variation semantics of the repetitions (see the module docstring).
+VARIATIONS = ("instances", "reads")
 #: Times every study includes so the summary metrics exist.
 REQUIRED_TIMES_S = (1.0, DAY, MONTH)
 
 
+#: Longest monthly drift grid (months): 100 years of 30-day months, far past any device's retention.
+MAX_MONTHS = 1200
+
+
 def month_grid(months: int) -> tuple[float, ...]:
     """1 s, 1 h, 1 d, 1 w, then every 30-day month up to ``months`` (s)."""
-    if months < 1:
-        raise UserError(f"--months {months} is invalid; give a number of months >= 1")
+    if months < 1 or months > MAX_MONTHS:
+        raise UserError(f"--months {months} is invalid; give a number of months from 1 to {MAX_MONTHS} "
+                        f"({MAX_MONTHS // 12} years)")
     return (1.0, HOUR, DAY, WEEK) + tuple(MONTH * k for k in range(1, months + 1))
 
 
@@ -99,17 +121,33 @@ def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = Fa
     return amodel
 
 
+def check_variation(variation: str) -> str:
+    """Validate a variation name ('instances' or 'reads')."""
+    if variation not in VARIATIONS:
+        raise UserError(f"variation {variation!r} is unknown; use instances (re-program every repetition) "
+                        "or reads (program once, re-drift and re-read)")
+    return variation
+
+
 def evaluate_instance(amodel: nn.Module, task, times_s: Sequence[float], repetition: int, seed: int,
-                      split: str = "val", batch_size: int = 8) -> list[dict]:
+                      split: str = "val", batch_size: int = 8, engine: str = "fast",
+                      variation: str = "instances") -> list[dict]:
     """Program one hardware instance (repetition ``repetition``), drift it to every t and score it.
 
+    ``variation="reads"`` programs instance 0 for every repetition (same programming noise), so only
+    drift read noise and output noise vary between repetitions. ``engine``: "fast" or "aihwkit".
+
     Returns one dict per t: ``t_inference_s``, ``repetition``, ``seed`` (the study seed),
-    ``program_seed``, ``score`` and the per-class metrics of :func:`evaluate_model`, ``wall_s``.
+    ``program_seed``, ``engine``, ``variation``, ``score`` and the per-class metrics of
+    :func:`evaluate_model`, ``wall_s``.
     """
     from analogmed.analog import drift, program
+    from analogmed.analog.fast import check_engine, fast_engine
     from analogmed.evaluate.metrics import evaluate_model
 
-    prog_seed = derive_seed(seed, "program", repetition)
+    check_engine(engine)
+    check_variation(variation)
+    prog_seed = derive_seed(seed, "program", repetition if variation == "instances" else 0)
     program(amodel, prog_seed)
     rows = []
     for t in times_s:
@@ -117,25 +155,37 @@ def evaluate_instance(amodel: nn.Module, task, times_s: Sequence[float], repetit
         drift(amodel, t, derive_seed(seed, "drift", repetition, repr(float(t))))
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(derive_seed(seed, "eval", repetition, repr(float(t))))
-            scores = evaluate_model(amodel, task, split=split, batch_size=batch_size)
+            if engine == "fast":
+                with fast_engine(amodel, quiet=repetition > 0 or t != times_s[0]):
+                    scores = evaluate_model(amodel, task, split=split, batch_size=batch_size)
+            else:
+                scores = evaluate_model(amodel, task, split=split, batch_size=batch_size)
         rows.append({"t_inference_s": float(t), "repetition": int(repetition), "seed": int(seed),
-                     "program_seed": prog_seed, **scores, "wall_s": time.perf_counter() - t0})
+                     "program_seed": prog_seed, "engine": engine, "variation": variation, **scores,
+                     "wall_s": time.perf_counter() - t0})
     return rows
 
 
 def drift_study(model: nn.Module, task, preset, times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 5,
                 seed: int = 0, split: str = "val", model_id: str = "model", progress: bool = True,
-                batch_size: int = 8) -> pd.DataFrame:
+                batch_size: int = 8, engine: str = "fast", variation: str = "instances") -> pd.DataFrame:
     """Score ``model`` on ``repeats`` programmed instances of ``preset`` at every drift time.
 
+    ``engine``: "fast" (default) or "aihwkit" forwards; ``variation``: "instances" (re-program every
+    repetition) or "reads" (program once, re-drift and re-read), see the module docstring.
+
     Returns one row per (t_inference_s, repetition) with columns ``model_id, task, preset,
-    t_inference_s, repetition, seed, program_seed, score, <per-class metrics>, digital_score, wall_s``.
+    t_inference_s, repetition, seed, program_seed, engine, variation, score, <per-class metrics>,
+    digital_score, wall_s``.
     """
+    from analogmed.analog.fast import check_engine
     from analogmed.analog import load_preset
     from analogmed.evaluate.metrics import evaluate_model
 
     if int(repeats) < 1:
         raise UserError(f"repeats {repeats} is invalid; use at least 1 hardware instance")
+    check_engine(engine)
+    check_variation(variation)
     times = check_times(times_s)
     preset = load_preset(preset)
     preset.check_times(times)
@@ -145,7 +195,7 @@ def drift_study(model: nn.Module, task, preset, times_s: Sequence[float] = DEFAU
     bar = tqdm(total=repeats * len(times), desc=f"drift {model_id} on {preset.name}", unit="eval",
                disable=not progress)
     for r in range(int(repeats)):
-        for row in evaluate_instance(amodel, task, times, r, seed, split, batch_size):
+        for row in evaluate_instance(amodel, task, times, r, seed, split, batch_size, engine, variation):
             rows.append(row)
             bar.update(1)
     bar.close()
@@ -161,9 +211,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model_id, task, preset): the robustness metrics (see module docstring)."""
     if df.empty:
         raise UserError("no drift results to summarise")
-    keys = [k for k in ("model_id", "task", "preset") if k in df.columns]
+    keys = [k for k in ("model_id", "task", "preset", "engine", "variation") if k in df.columns]
     out = []
-    for key, g in df.groupby(keys, sort=False):
+    for key, g in df.groupby(keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         stats = g.groupby("t_inference_s")["score"].agg(["mean", "std", "count"])
         row = dict(zip(keys, key))
@@ -178,6 +228,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         row["score_1d_std"] = at(DAY, "std")
         row["score_30d"] = at(MONTH)
         row["avm"] = row["score_1s"] - row["score_30d"]
+        row["avm_pct"] = 100.0 * row["avm"]
         for t in stats.index:
             row[f"mean_{time_label(t)}"] = float(stats.loc[t, "mean"])
             row[f"std_{time_label(t)}"] = float(stats.loc[t, "std"])
@@ -187,8 +238,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def curve(df: pd.DataFrame) -> pd.DataFrame:
     """Long table for plotting: (model_id, task, preset, t_inference_s) -> mean, std, n."""
-    keys = [k for k in ("model_id", "task", "preset") if k in df.columns]
-    g = df.groupby(keys + ["t_inference_s"], sort=False)["score"]
+    keys = [k for k in ("model_id", "task", "preset", "engine", "variation") if k in df.columns]
+    g = df.groupby(keys + ["t_inference_s"], sort=False, dropna=False)["score"]
     return g.agg(mean="mean", std="std", n="count").reset_index()
 
 
@@ -196,12 +247,15 @@ def format_summary(summary: pd.DataFrame) -> str:
     """Human-readable table of the headline metrics and the curve (3 decimals)."""
     lines = []
     for _, r in summary.iterrows():
+        what = "hardware instances" if r.get("variation", "instances") == "instances" else \
+            "reads of one programmed instance"
         lines.append(f"{r.get('model_id', '')} on {r.get('task', '')}, preset {r.get('preset', '')}, "
-                     f"{r['repeats']} hardware instances")
+                     f"{r['repeats']} {what}" + (f", engine {r['engine']}" if "engine" in r else ""))
         lines.append(f"  digital score      {r['digital_score']:.3f}")
         lines.append(f"  score at 1 s       {r['score_1s']:.3f}")
         lines.append(f"  1-day score        {r['score_1d_mean']:.3f} +/- {_fmt(r['score_1d_std'])} (std)")
-        lines.append(f"  AVM (1 s - 30 d)   {r['avm']:+.3f}   (positive = lost over the month)")
+        lines.append(f"  AVM (1 s - 30 d)   {r['avm']:+.3f}   ({r['avm'] * 100:+.1f} points; positive = lost over "
+                     "the month)")
         times = [c[5:] for c in summary.columns if c.startswith("mean_") and not np.isnan(r[c])]
         lines.append("  t       " + " ".join(f"{t:>7}" for t in times))
         lines.append("  mean    " + " ".join(f"{r['mean_' + t]:7.3f}" for t in times))

@@ -7,7 +7,7 @@ Modules (data flows top to bottom):
 * :mod:`~.counting` -- FLOPs/bytes/kernels of a module; :mod:`~.timing` -- medians of forwards;
 * :mod:`~.lut` -- latency lookup tables (CSV, provenance per row), measuring them;
 * :mod:`~.model` -- the analytical (roofline) model for platforms we cannot time;
-* :mod:`~.reference` -- the op grid and the reference U-Net candidate;
+* :mod:`~.grid` -- the op grid a LUT covers and random search-space candidates;
 * :mod:`~.validate` -- LUT-vs-end-to-end and model-vs-measured checks (MAPE, Kendall tau);
 * :mod:`~.candidate` -- candidate latency (ms) and energy (mJ) from a LUT;
 * :mod:`~.analog_cost` -- tiles, MVMs, latency and energy on IBM's HERMES AIMC chip;

@@ -1,19 +1,23 @@
-"""Speed benchmark: digital vs analog (aihwkit torch tile) forward, measured in the same run.
+"""Speed benchmark: digital vs analog forward (aihwkit torch tile and the fast engine), one run.
 
-Not a test: it reports medians and the analog/digital ratio of one run on this machine. Models:
+Not a test: it reports medians and ratios of one run on this machine (the machine is shared and
+noisy: only ratios measured in the same run are comparable). Models (``MODELS``):
 
-* ``monai-unet``: MONAI ``UNet(spatial_dims=2, in_channels=1, out_channels=2,
-  channels=(16, 32, 64, 128), strides=(2, 2, 2))``;
-* ``candidate``: a search-space candidate (``analogmed.space`` sampler, seed 0) or, while the search
-  space is not installed, the reference candidate :data:`BENCH_REFERENCE`.
+* ``monai-unet-2d``: MONAI ``UNet(2D, 1 -> 2, channels (16, 32, 64, 128), strides 2)``, input
+  ``batch x 1 x size x size`` (default 8 x 1 x 128 x 128);
+* ``candidate-2d``: the search-space candidate ``sample_architecture(seed=0, spatial_dims=2)``, same input;
+* ``candidate-3d``: ``sample_architecture(seed=0, spatial_dims=3)``, input ``1 x 1 x size3^3`` (32^3);
+* ``unetr-3d``: the zoo UNETR (``size="small"``), input ``1 x 1 x size3^3``.
 
-Input: ``batch x 1 x size x size`` (default 8 x 1 x 128 x 128). Analog models come from
-``analogmed.analog.to_analog(model, load_preset(preset))``; without ``analogmed.analog``, from
-``aihwkit.nn.conversion.convert_to_analog`` with a default ``TorchInferenceRPUConfig`` (the
-result says which). Timing: ``rounds`` round-robin rounds, each timing the digital then the analog
-model (warm-up + ``repeats`` forwards, median); reported: median over rounds of each and of the
-per-round ratio. One drift-study repetition is timed as ``program`` + 4 x (``drift`` to
-60 s / 1 h / 1 d / 30 d + one forward of the batch).
+Analog models: ``analogmed.analog.to_analog(model, preset)``, programmed (seed 0) and drifted to 1 day.
+Timing: ``rounds`` round-robin rounds, each timing digital, aihwkit and fast forwards (warm-up +
+``repeats`` forwards, median); reported: the median over rounds of each time and of the per-round
+ratios ``ratio = fast / digital`` and ``aihwkit_ratio = aihwkit / digital``. Drift-study throughput:
+one repetition = ``program`` + 4 x (``drift`` to 60 s / 1 h / 1 d / 30 d + one forward of the
+batch), timed per engine; ``evals_per_s`` = 4 / its wall time. ``layers``: per layer kind (e.g.
+``Conv2d k3``, ``ConvTranspose2d k2s2``, ``Linear``), the summed fast and native-digital time of
+that kind's layers on their recorded inputs and the ratio (the breakdown shows which kinds stay
+above 1.5x).
 """
 from __future__ import annotations
 
@@ -23,14 +27,14 @@ import time
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from analogmed.latency.reference import ReferenceUNet
-from analogmed.latency.timing import time_forward, torch_threads
+from analogmed.latency.timing import time_call, time_forward, torch_threads
 
-BENCH_REFERENCE = ReferenceUNet(("C", "E", "C", "E"), (16, 32, 64, 128), 2, 1, 2)
 DRIFT_TIMES_S = (60.0, 3600.0, 86400.0, 30 * 86400.0)
+MODELS = ("monai-unet-2d", "candidate-2d", "candidate-3d", "unetr-3d")
 
 
 def monai_unet() -> nn.Module:
@@ -39,92 +43,174 @@ def monai_unet() -> nn.Module:
     return UNet(spatial_dims=2, in_channels=1, out_channels=2, channels=(16, 32, 64, 128), strides=(2, 2, 2))
 
 
-def bench_candidate(size: int) -> tuple[str, nn.Module]:
-    """(description, model) of the benchmark's search-space candidate."""
-    try:
-        from analogmed.space import architecture as A
+def build_bench_model(name: str, batch: int, size: int, size3: int) -> tuple[str, nn.Module, torch.Tensor]:
+    """(description, digital model in eval mode, input) of one benchmark model."""
+    g = torch.Generator().manual_seed(0)
+    if name == "monai-unet-2d":
+        return "MONAI UNet (16,32,64,128)", monai_unet().eval(), torch.randn(batch, 1, size, size, generator=g)
+    if name in ("candidate-2d", "candidate-3d"):
+        from analogmed.space.architecture import sample_architecture
         from analogmed.space.builder import build_candidate
 
-        sampler = getattr(A, "sample_architecture", None)
-        if sampler is not None:
-            arch = sampler(seed=0, spatial_dims=2) if "seed" in sampler.__code__.co_varnames else sampler(0)
-            return f"space candidate {getattr(arch, 'id', '')} (seed 0)", build_candidate(arch)
-    except ImportError:
-        pass
-    r = BENCH_REFERENCE
-    return (f"reference candidate {'-'.join(r.blocks)}/{'-'.join(map(str, r.widths))} "
-            f"(analogmed.space not installed)", r.build((size, size)))
+        d = 2 if name.endswith("2d") else 3
+        arch = sample_architecture(seed=0, spatial_dims=d)
+        shape = (batch, 1, size, size) if d == 2 else (1, 1, size3, size3, size3)
+        label = getattr(arch, "label", None) or getattr(arch, "id", "")
+        return f"space candidate {label} (seed 0)", build_candidate(arch).eval(), torch.randn(*shape, generator=g)
+    if name == "unetr-3d":
+        from analogmed.models import build_model
+
+        spec = {"family": "zoo", "name": "unetr", "size": "small", "spatial_dims": 3, "in_channels": 1,
+                "out_channels": 2, "img_size": [size3] * 3}
+        return "MONAI UNETR (small)", build_model(spec).eval(), torch.randn(1, 1, size3, size3, size3, generator=g)
+    raise ValueError(f"unknown bench model {name!r}; choose from {', '.join(MODELS)}")
 
 
-def analog_converter(preset: str) -> tuple[str, Callable[[nn.Module], nn.Module],
-                                           Callable[[nn.Module, int], None], Callable[[nn.Module, float, int], None]]:
-    """(description, to_analog, program, drift) from analogmed.analog or plain aihwkit."""
+def _kind(layer) -> str:
+    k = getattr(layer, "kernel_size", None)
+    base = type(layer).__name__.replace("Analog", "").replace("Torch", "")
+    if k is None:
+        return base
+    ks = "x".join(map(str, k)) if len(set(k)) > 1 else str(k[0])
+    st = getattr(layer, "stride", (1,))
+    return f"{base} k{ks}" + (f"s{st[0]}" if max(st) > 1 else "")
+
+
+def _digital_op(layer, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The native digital op with the layer's shapes (random weights): what the digital layer costs."""
+    from analogmed.analog.layers import _AnalogConvTransposeNd
+
+    if isinstance(layer, _AnalogConvTransposeNd):
+        w = torch.randn(layer.in_channels, layer.out_channels, *layer.kernel_size)
+        b = torch.randn(layer.out_channels)
+        op = {2: F.conv_transpose2d, 3: F.conv_transpose3d}[layer.SPATIAL_DIMS]
+        return lambda: op(x, w, b, layer.stride, layer.padding, layer.output_padding, 1, layer.dilation)
+    if hasattr(layer, "kernel_size"):
+        w = torch.randn(layer.out_channels, layer.in_channels, *layer.kernel_size)
+        b = torch.randn(layer.out_channels)
+        op = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(layer.kernel_size)]
+        return lambda: op(x, w, b, layer.stride, layer.padding, layer.dilation)
+    w = torch.randn(layer.out_features, layer.in_features)
+    b = torch.randn(layer.out_features)
+    return lambda: F.linear(x, w, b)
+
+
+@torch.no_grad()
+def layer_breakdown(am: nn.Module, x: torch.Tensor, repeats: int = 3) -> list[dict]:
+    """Per layer kind: summed fast-engine and native digital time (ms) on the recorded inputs."""
+    from aihwkit.nn.modules.base import AnalogLayerBase
+
+    from analogmed.analog.fast import fast_engine
+
+    layers = [(n, m) for n, m in am.named_modules() if isinstance(m, AnalogLayerBase) and hasattr(m, "analog_module")]
+    inputs: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, n=n: inputs.setdefault(n, args[0])) for n, m in layers]
     try:
-        from analogmed.analog import drift, load_preset, program, to_analog
+        with fast_engine(am, quiet=True):
+            am(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    kinds: dict[str, dict] = {}
+    with fast_engine(am, quiet=True):
+        for n, m in layers:
+            if n not in inputs:
+                continue
+            xi = inputs[n]
+            fast = time_call(lambda: m(xi), warmup=1, repeats=repeats).median_ms
+            dig = time_call(_digital_op(m, xi), warmup=1, repeats=repeats).median_ms
+            k = kinds.setdefault(_kind(m), {"kind": _kind(m), "layers": 0, "fast_ms": 0.0, "digital_ms": 0.0})
+            k["layers"] += 1
+            k["fast_ms"] += fast
+            k["digital_ms"] += dig
+    out = sorted(kinds.values(), key=lambda r: -r["fast_ms"])
+    for r in out:
+        r["ratio"] = r["fast_ms"] / r["digital_ms"] if r["digital_ms"] > 0 else float("nan")
+    return out
 
-        pr = load_preset(preset)
-        return (f"analogmed.analog.to_analog(preset {preset})", lambda m: to_analog(m, pr), program, drift)
-    except ImportError:
-        from aihwkit.nn.conversion import convert_to_analog
-        from aihwkit.simulator.configs import TorchInferenceRPUConfig
 
-        def prog(m, seed):
-            torch.manual_seed(seed)
-            m.program_analog_weights()
+def _drift_rep(am, x, engine: str) -> float:
+    """Wall time (s) of one drift-study repetition: program + 4 x (drift + forward)."""
+    from analogmed.analog import drift, program
+    from analogmed.analog.fast import fast_engine
 
-        def dr(m, t, seed):
-            torch.manual_seed(seed)
-            m.drift_analog_weights(t)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        program(am, 1)
+        for t in DRIFT_TIMES_S:
+            drift(am, t, 1)
+            if engine == "fast":
+                with fast_engine(am, quiet=True):
+                    am(x)
+            else:
+                am(x)
+        return time.perf_counter() - t0
 
-        return ("aihwkit convert_to_analog(TorchInferenceRPUConfig()) (analogmed.analog not installed)",
-                lambda m: convert_to_analog(m, TorchInferenceRPUConfig()), prog, dr)
 
-
-def run_bench(threads: int = 1, batch: int = 8, size: int = 128, repeats: int = 5, rounds: int = 3,
-              preset: str = "pcm", drift_rep: bool = True, progress: bool = True) -> dict:
+def run_bench(threads: int = 1, batch: int = 8, size: int = 128, size3: int = 32, repeats: int = 5,
+              rounds: int = 3, preset: str = "pcm", drift_rep: bool = True, breakdown: bool = True,
+              models: tuple[str, ...] = MODELS, progress: bool = True) -> dict:
     """Run the benchmark; returns a JSON-able dict (``rows``: one per model, plus the settings)."""
-    torch.manual_seed(0)
-    conv_desc, to_analog, program, drift = analog_converter(preset)
-    cand_desc, cand = bench_candidate(size)
-    models = {"monai-unet (16,32,64,128)": monai_unet(), "candidate": cand}
-    x = torch.randn(batch, 1, size, size, generator=torch.Generator().manual_seed(0))
+    from analogmed.analog import drift, load_preset, program, to_analog
+    from analogmed.analog.fast import fast_engine
+    from analogmed.analog.fast_kernel import kernel_status
+
+    pr = load_preset(preset)
     rows = []
     with torch_threads(threads):
-        for name, dm in models.items():
-            dm.eval()
-            am = to_analog(dm).eval()
+        for name in models:
+            torch.manual_seed(0)
+            desc, dm, x = build_bench_model(name, batch, size, size3)
+            am = to_analog(dm, pr).eval()
             program(am, 0)
-            dig, ana, ratio = [], [], []
+            drift(am, 86400.0, 0)
+            dig, aih, fst = [], [], []
             for _ in tqdm(range(rounds), desc=name, disable=None if progress else True):
-                d = time_forward(dm, x, warmup=2, repeats=repeats).median_ms
-                a = time_forward(am, x, warmup=2, repeats=repeats).median_ms
-                dig.append(d)
-                ana.append(a)
-                ratio.append(a / d)
-            row = {"model": name, "digital_ms": statistics.median(dig), "analog_ms": statistics.median(ana),
-                   "ratio": statistics.median(ratio), "digital_rounds_ms": dig, "analog_rounds_ms": ana}
+                dig.append(time_forward(dm, x, warmup=2, repeats=repeats).median_ms)
+                aih.append(time_forward(am, x, warmup=2, repeats=repeats).median_ms)
+                with fast_engine(am, quiet=True):
+                    fst.append(time_forward(am, x, warmup=2, repeats=repeats).median_ms)
+            row = {"model": name, "description": desc, "input": list(x.shape),
+                   "digital_ms": statistics.median(dig), "aihwkit_ms": statistics.median(aih),
+                   "fast_ms": statistics.median(fst),
+                   "ratio": statistics.median(f / d for f, d in zip(fst, dig)),
+                   "aihwkit_ratio": statistics.median(a / d for a, d in zip(aih, dig)),
+                   "digital_rounds_ms": dig, "aihwkit_rounds_ms": aih, "fast_rounds_ms": fst}
             if drift_rep:
-                with torch.no_grad():
-                    t0 = time.perf_counter()
-                    program(am, 1)
-                    for t in DRIFT_TIMES_S:
-                        drift(am, t, 1)
-                        am(x)
-                    row["drift_rep_s"] = time.perf_counter() - t0
+                rep_a, rep_f = [], []
+                for _ in range(max(1, min(rounds, 3))):
+                    rep_a.append(_drift_rep(am, x, "aihwkit"))
+                    rep_f.append(_drift_rep(am, x, "fast"))
+                row["drift_rep_aihwkit_s"] = statistics.median(rep_a)
+                row["drift_rep_fast_s"] = statistics.median(rep_f)
+                row["evals_per_s_aihwkit"] = len(DRIFT_TIMES_S) / row["drift_rep_aihwkit_s"]
+                row["evals_per_s_fast"] = len(DRIFT_TIMES_S) / row["drift_rep_fast_s"]
+                row["evals_speedup"] = statistics.median(a / f for a, f in zip(rep_a, rep_f))
+            if breakdown:
+                row["layers"] = layer_breakdown(am, x, repeats=max(1, min(repeats, 3)))
             rows.append(row)
-    return {"rows": rows, "threads": threads, "input": [batch, 1, size, size], "repeats": repeats,
-            "rounds": rounds, "analog": conv_desc, "candidate": cand_desc, "torch": torch.__version__,
+    return {"rows": rows, "threads": threads, "repeats": repeats, "rounds": rounds, "preset": pr.name,
+            "output_pass": kernel_status(), "torch": torch.__version__,
             "cpu": _pyplatform.processor() or _pyplatform.machine(),
             "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
 
 
 def format_bench(res: dict) -> str:
-    """A plain-text table of :func:`run_bench`'s result."""
-    lines = [f"input {'x'.join(map(str, res['input']))}, {res['threads']} thread(s), "
-             f"{res['rounds']} rounds x {res['repeats']} repeats (medians); analog: {res['analog']}",
-             f"candidate: {res['candidate']}",
-             f"{'model':28s} {'digital ms':>11s} {'analog ms':>10s} {'analog/digital':>15s} {'drift rep s':>12s}"]
+    """A plain-text table of :func:`run_bench`'s result (+ layer kinds above 1.5x)."""
+    lines = [f"{res['threads']} thread(s), {res['rounds']} rounds x {res['repeats']} repeats (medians), "
+             f"preset {res['preset']}, fast output pass: {res['output_pass']}",
+             f"{'model':14s} {'input':>14s} {'digital ms':>10s} {'aihwkit ms':>10s} {'fast ms':>8s} "
+             f"{'aihwkit/dig':>11s} {'fast/dig':>8s} {'evals/s aihwkit':>15s} {'evals/s fast':>12s} {'speedup':>7s}"]
     for r in res["rows"]:
-        dr = f"{r['drift_rep_s']:.2f}" if "drift_rep_s" in r else "-"
-        lines.append(f"{r['model']:28s} {r['digital_ms']:11.1f} {r['analog_ms']:10.1f} {r['ratio']:15.2f} {dr:>12s}")
+        ev = (f"{r['evals_per_s_aihwkit']:15.2f} {r['evals_per_s_fast']:12.2f} {r['evals_speedup']:7.2f}"
+              if "evals_per_s_fast" in r else f"{'-':>15s} {'-':>12s} {'-':>7s}")
+        lines.append(f"{r['model']:14s} {'x'.join(map(str, r['input'])):>14s} {r['digital_ms']:10.1f} "
+                     f"{r['aihwkit_ms']:10.1f} {r['fast_ms']:8.1f} {r['aihwkit_ratio']:11.2f} {r['ratio']:8.2f} {ev}")
+    for r in res["rows"]:
+        slow = [k for k in r.get("layers", []) if k["ratio"] > 1.5]
+        if slow:
+            lines.append(f"{r['model']}: layer kinds above 1.5x digital (fast ms / digital ms, layers):")
+            for k in slow:
+                lines.append(f"  {k['kind']:24s} {k['fast_ms']:8.2f} / {k['digital_ms']:7.2f} = {k['ratio']:5.2f}x "
+                             f"({k['layers']} layers)")
     return "\n".join(lines)

@@ -1,8 +1,7 @@
 """Cost of one candidate on every platform: analog (AIMC chip) vs the digital LUTs.
 
-Used by ``analogmed cost``. A candidate is either a search-space ``Architecture`` (JSON written by
-``analogmed arch``) or, while ``analogmed.space`` is not installed, a reference candidate
-``{"blocks": [...], "widths": [...], "spatial_dims": 2}`` (:class:`~.reference.ReferenceUNet`).
+Used by ``analogmed cost``. A candidate is a search-space ``Architecture`` (JSON written by
+``analogmed arch``) or a ``{"family": "space"}`` model spec.
 """
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from torch import nn
@@ -19,7 +17,6 @@ from analogmed.errors import UserError
 from analogmed.latency.analog_cost import CHIPS, AnalogCost, model_analog_cost
 from analogmed.latency.candidate import arch_ops, digital_cost, load_arch_json
 from analogmed.latency.ops import Op
-from analogmed.latency.reference import DEFAULT_GRID, ReferenceUNet, blocks_for
 
 DEFAULT_PLATFORMS = ("raspberry-pi3", "laptop-ryzen7-6800h", "this-machine")
 
@@ -35,35 +32,22 @@ class LoadedCandidate:
 
 
 def load_candidate(path: str | os.PathLike, input_size: tuple[int, ...] | None = None) -> LoadedCandidate:
-    """Read a candidate JSON (an Architecture, a ``{"family": "space"}`` model spec, or a reference)."""
+    """Read a candidate JSON (an Architecture or a ``{"family": "space"}`` model spec).
+
+    ``input_size``: spatial size; UserError naming the sizes the architecture accepts if it does not fit.
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"architecture file {p} not found; give the JSON of a candidate")
     try:
-        data: Any = json.loads(p.read_text())
+        json.loads(p.read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"architecture file {p} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if isinstance(data, dict) and "blocks" in data and "widths" in data:
-        try:
-            ref = ReferenceUNet(tuple(data["blocks"]), tuple(int(w) for w in data["widths"]),
-                                int(data.get("spatial_dims", 2)), int(data.get("in_channels", 1)),
-                                int(data.get("out_channels", 4)))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"architecture file {p}: bad reference candidate ({exc})") from None
-        if len(ref.blocks) != len(ref.widths) or not ref.blocks:
-            raise UserError(f"architecture file {p}: 'blocks' and 'widths' need the same non-zero length")
-        allowed = blocks_for(ref.spatial_dims) if ref.spatial_dims in (2, 3) else ()
-        bad = [b for b in ref.blocks if b not in allowed]
-        if bad or not allowed:
-            raise UserError(f"architecture file {p}: unknown block {bad[0] if bad else ''!r} for "
-                            f"spatial_dims={ref.spatial_dims}; use one of {list(allowed) or [2, 3]}")
-        size = tuple(input_size or DEFAULT_GRID[ref.spatial_dims]["input_size"])
-        ops = ref.ops(size)
-        model = ref.build(size)
-        return LoadedCandidate(p.stem, ops, model, (1, ref.in_channels, *size))
     arch = load_arch_json(p)
     from analogmed.space.builder import build_candidate
 
+    if input_size:
+        arch.check_input_size(input_size)
     ops = arch_ops(arch, input_size)
     size = tuple(input_size) if input_size else ops[0].size
     model = build_candidate(arch)

@@ -57,4 +57,18 @@ def model_id(spec: dict[str, Any]) -> str:
     return f"{spec.get('family', 'x')}-{spec.get('name', '')}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("--", "-")
 
 
-__all__ = ["build_model", "model_id", "FAMILIES"]
+def model_label(spec: dict[str, Any]) -> str:
+    """Human label for figures and logs: the architecture label (e.g. ``C16-E32-C64``) of a "space" spec,
+    the zoo name (and size) of a "zoo" spec, else :func:`model_id`. Tables keep the id as well."""
+    family = spec.get("family")
+    if family == "space":
+        try:
+            return _architecture_cls().from_dict(spec["arch"]).label
+        except (UserError, KeyError, TypeError, ValueError):
+            return model_id(spec)
+    if family == "zoo" and spec.get("name"):
+        return f"{spec['name']} ({spec['size']})" if spec.get("size") else str(spec["name"])
+    return str(spec.get("label") or spec.get("name") or model_id(spec))
+
+
+__all__ = ["build_model", "model_id", "model_label", "FAMILIES"]

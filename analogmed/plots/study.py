@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from analogmed.io import write_text_atomic
+from analogmed.io import check_output_dir, output_set, relocate, write_text_atomic
 from analogmed.plots.style import FIG_DOUBLE, FIG_SINGLE, color, marker, paper_style, save_figure
 
 #: Extra figure makers: ``fn(table: DataFrame, models: DataFrame, out_dir: Path) -> list[Path]``.
@@ -47,17 +47,27 @@ def study_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_study(db: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write every figure of the study in ``db`` (a results.sqlite, study dir or study file) to ``out_dir``."""
-    from analogmed.study.runner import open_results
+    """Write every figure of the study in ``db`` (a results.sqlite, study dir or study file) to ``out_dir``.
 
+    All files or none: they are drawn into a temporary folder and moved into ``out_dir`` at the end
+    (:func:`analogmed.io.output_set`). Figures name networks by their labels (e.g. ``C16-E32-C64``).
+    """
+    from analogmed.study.store import open_results
+
+    check_output_dir(out_dir, "figure folder")
     with open_results(db) as store:
         table = store.table()
         models = store.models()
-    out = Path(out_dir)
     if table.empty:
         from analogmed.errors import UserError
 
         raise UserError(f"{db} holds no results yet; run the study first (analogmed study run FILE)")
+    with output_set(out_dir) as stage:
+        files = _draw(table, models, stage)
+        return relocate(files, stage, Path(out_dir))
+
+
+def _draw(table: pd.DataFrame, models: pd.DataFrame, out: Path) -> list[Path]:
     files = []
     summary = study_summary(table)
     files.append(write_text_atomic(out / "summary.csv", summary.to_csv(index=False)))

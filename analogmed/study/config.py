@@ -8,6 +8,8 @@ drifted to every time of the grid. Format (see ``studies/README.md``)::
     repetitions = 3                # hardware instances per (model, task, preset)
     presets = ["pcm", "hermes"]    # hardware/*.toml names or TOML paths
     split = "val"                  # split that is scored
+    engine = "fast"                # analog forwards: "fast" (default) or "aihwkit"
+    variation = "instances"        # "instances": re-program per repetition; "reads": re-drift one instance
     months = 12                    # drift grid: 1 s, 1 h, 1 d, 1 w, every 30 d up to 12 months
     # times_s = [1, 3600, 86400]   # ... or explicit times in seconds (1 s, 1 d, 30 d always added)
 
@@ -115,6 +117,8 @@ class StudyConfig(_Strict):
     models: list[ModelEntry] = Field(min_length=1)
     plots: dict[str, Any] = Field(default_factory=dict)
     uq: Optional[UQSection] = None
+    engine: Literal["fast", "aihwkit"] = "fast"            # analog forward engine (analogmed.analog.fast)
+    variation: Literal["instances", "reads"] = "instances"  # re-program per repetition | re-read one instance
 
     @model_validator(mode="after")
     def _check(self):
@@ -138,6 +142,9 @@ class StudyConfig(_Strict):
     def fingerprint(self) -> str:
         """sha256 (16 hex) of everything that changes results (not ``description``/``plots``)."""
         blob = self.model_dump(exclude={"description", "plots", "uq"})  # [uq] rows carry their own key
+        for key, default in (("engine", "fast"), ("variation", "instances")):
+            if blob.get(key) == default:  # studies written before these keys existed keep their fingerprint
+                blob.pop(key)
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 

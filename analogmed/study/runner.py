@@ -21,7 +21,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,9 +30,10 @@ from tqdm.auto import tqdm
 
 from analogmed.errors import UserError
 from analogmed.study.config import StudyConfig, load_study
-from analogmed.study.store import Store
+from analogmed.study.store import DB_NAME, Store, StudyLock, export_table, open_results, study_dir_for
 
-DB_NAME = "results.sqlite"
+__all__ = ["DB_NAME", "Job", "StudyModel", "StudyResult", "export_table", "job_args", "open_results",
+           "prepare_models", "remove_study", "run_job", "run_study", "study_dir_for", "validate_study"]
 
 
 @dataclass
@@ -64,7 +65,8 @@ class Job:
 @dataclass
 class StudyResult:
     """What :func:`run_study` did: the ``db`` path, rows ``added`` now, ``total`` rows, ``jobs_run``,
-    ``jobs_skipped`` (already stored), ``wall_s``, the ``table`` and the ``figures`` written."""
+    ``jobs_skipped`` (already stored), ``wall_s`` and the ``table``. Figures are drawn above the runner
+    (``analogmed study run`` calls :func:`analogmed.plots.study.plot_study` on ``db``)."""
 
     db: Path
     added: int
@@ -73,12 +75,6 @@ class StudyResult:
     jobs_skipped: int
     wall_s: float
     table: pd.DataFrame
-    figures: list[Path] = field(default_factory=list)
-
-
-def study_dir_for(cfg: StudyConfig, out: str | Path | None = None) -> Path:
-    """``out`` or ``runs/studies/<name>``."""
-    return Path(out) if out is not None else Path("runs") / "studies" / cfg.name
 
 
 def _hash(obj: Any) -> str:
@@ -97,6 +93,53 @@ def _spec_for(entry, task) -> dict:
     return {"family": "zoo", "name": entry.zoo, "size": entry.size, "spatial_dims": task.spatial_dims,
             "in_channels": task.in_channels, "out_channels": task.num_classes,
             "img_size": list(task.image_size)}
+
+
+def validate_study(cfg: StudyConfig, workers: int = 0, scheduler: str | None = None,
+                   out: str | Path | None = None) -> None:
+    """Check everything a study needs before any training or writing (UserError on the first problem):
+    ``workers``/``scheduler`` (the scheduler is contacted, with a timeout), the output folder, every
+    preset and drift time, every task, every arch label against its task, every checkpoint entry
+    (exists and loads)."""
+    from analogmed.analog import load_preset
+    from analogmed.data import get_task
+    from analogmed.io import check_output_dir
+    from analogmed.study.executors import check_executor_args
+    from analogmed.train import load_checkpoint
+
+    check_executor_args(workers, scheduler)
+    sdir = check_output_dir(study_dir_for(cfg, out), "study folder")
+    if (sdir / DB_NAME).exists():  # a damaged or foreign store: found now, not after the training
+        with Store.open(sdir / DB_NAME, create=False):
+            pass
+    times = cfg.grid()
+    presets = [load_preset(p).name for p in cfg.presets]
+    if len(set(presets)) != len(presets):
+        raise UserError("the study lists a preset twice; remove the duplicate from presets")
+    for p in cfg.presets:
+        load_preset(p).check_times(times)
+    if cfg.uq is not None:
+        for p in cfg.uq.presets or cfg.presets:
+            load_preset(p).check_times(tuple(float(t) for t in cfg.uq.times_s))
+    if any(m.hwa for m in cfg.models) and not load_preset(cfg.train.hwa_preset).has_noise_model:
+        raise UserError(f"train.hwa_preset {cfg.train.hwa_preset!r} has no device noise model, so hardware-aware "
+                        "training has nothing to train against; use e.g. pcm")
+    tasks = []
+    for t in cfg.tasks:
+        try:
+            tasks.append(get_task(**t))
+        except TypeError as exc:
+            raise UserError(f"study task {t.get('name')!r}: bad option ({exc}); see analogmed data show "
+                            f"{t.get('name')}") from None
+    for entry in cfg.models:
+        if entry.checkpoint:
+            src = Path(entry.checkpoint)
+            if not src.is_file():
+                raise UserError(f"model checkpoint {src} not found; fix the path in the study file")
+            load_checkpoint(src)  # a bad file is a UserError naming it
+        else:
+            for task in tasks:
+                _spec_for(entry, task)
 
 
 def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> list[StudyModel]:
@@ -162,7 +205,7 @@ _CACHE: dict[tuple, Any] = {}
 
 
 def run_job(ckpt, model_key: str, preset: str, repetition: int, times_s: tuple[float, ...], seed: int,
-            split: str = "val", batch_size: int = 8) -> list[dict]:
+            split: str = "val", batch_size: int = 8, engine: str = "fast", variation: str = "instances") -> list[dict]:
     """Evaluate one hardware instance of ``ckpt`` (a :class:`~analogmed.train.Checkpoint`) on ``preset``.
 
     Converts + calibrates the model once per (model_key, preset, seed) per process (cached), programs
@@ -178,18 +221,20 @@ def run_job(ckpt, model_key: str, preset: str, repetition: int, times_s: tuple[f
         task = ckpt.task()
         _CACHE[ck] = (prepare_analog(ckpt.model, task, preset, seed=seed), task)
     amodel, task = _CACHE[ck]
-    return evaluate_instance(amodel, task, times_s, repetition, seed, split, batch_size)
+    return evaluate_instance(amodel, task, times_s, repetition, seed, split, batch_size, engine, variation)
 
 
 # -- driver ---------------------------------------------------------------------------------------
 def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, workers: int = 0,
               scheduler: str | None = None, new: bool = False, progress: bool = True,
-              plots: bool = True, on_rows: Callable[[int], None] | None = None) -> StudyResult:
+              on_rows: Callable[[int], None] | None = None) -> StudyResult:
     """Run (or resume) ``study``; results go to ``<out>/results.sqlite`` (default ``runs/studies/<name>``).
 
     ``workers`` > 0: a local Dask cluster of that many single-threaded worker processes;
     ``scheduler``: address of an existing Dask scheduler; neither: in this process.
-    ``new``: discard stored results of this study first. ``plots``: write the figures at the end.
+    ``new``: discard stored results of this study first. The whole study is validated first
+    (:func:`validate_study`), then the study folder is locked (:class:`~analogmed.study.store.StudyLock`:
+    a second run of the same study at the same time refuses). Figures: :func:`analogmed.plots.study.plot_study`.
     """
     from analogmed.analog import load_preset
     from analogmed.study.executors import make_executor
@@ -197,77 +242,61 @@ def run_study(study: StudyConfig | str | Path, out: str | Path | None = None, wo
 
     t0 = time.perf_counter()
     cfg = study if isinstance(study, StudyConfig) else load_study(study)
+    validate_study(cfg, workers=workers, scheduler=scheduler, out=out)  # before any training or writing
     times = cfg.grid()
-    presets = [load_preset(p).name for p in cfg.presets]  # validate every name before any work
-    if cfg.uq is not None:
-        for p in cfg.uq.presets or cfg.presets:
-            load_preset(p).check_times(tuple(float(t) for t in cfg.uq.times_s))
-    for p in cfg.presets:
-        load_preset(p).check_times(times)
-    if len(set(presets)) != len(presets):
-        raise UserError("the study lists a preset twice; remove the duplicate from presets")
-    if any(m.hwa for m in cfg.models) and not load_preset(cfg.train.hwa_preset).has_noise_model:
-        raise UserError(f"train.hwa_preset {cfg.train.hwa_preset!r} has no device noise model, so hardware-aware "
-                        "training has nothing to train against; use e.g. pcm")
-    if scheduler:  # fail before any training or writing if the cluster is unreachable
-        from analogmed.study.executors import DaskExecutor
-
-        with DaskExecutor(scheduler=scheduler):
-            pass
+    presets = [load_preset(p).name for p in cfg.presets]
     sdir = study_dir_for(cfg, out)
     db = sdir / DB_NAME
-    if new and db.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
-    with Store.open(db) as store:
-        store.bind(cfg.name, cfg.fingerprint(), cfg.model_dump())
-        models = prepare_models(cfg, sdir, progress=progress)
-        for m in models:
-            store.add_model(m.key, m.model_id, m.task, m.label, m.group, m.spec, m.image_size)
-        done = store.done_instances()
-        jobs = [Job(m.key, p, r) for m in models for p, pname in zip(cfg.presets, presets)
-                for r in range(cfg.repetitions) if (m.key, m.task, pname, r) not in done]
-        n_all = len(models) * len(presets) * cfg.repetitions
-        by_key = {m.key: m for m in models}
-        preset_name = dict(zip(cfg.presets, presets))
-        added = 0
-        bar = tqdm(total=n_all * len(times), initial=(n_all - len(jobs)) * len(times), unit="eval",
-                   desc=f"study {cfg.name}", disable=None if progress else True)
-        if jobs:
-            ckpts = {m.key: load_checkpoint(m.path) for m in models}
-            with make_executor(workers=workers, scheduler=scheduler) as ex:
-                for job, rows in ex.map(job_args(jobs, ckpts, times, cfg)):
-                    m = by_key[job.model_key]
-                    for r in rows:
-                        r.update(model_key=m.key, model_id=m.model_id, task=m.task,
-                                 preset=preset_name[job.preset], digital_score=m.digital_score)
-                    added += store.add_rows(cfg.name, rows)
-                    bar.update(len(rows))
-                    if on_rows:
-                        on_rows(added)
-        bar.close()
-        if cfg.uq is not None:  # [uq]: Monte Carlo uncertainty per (model, preset), resumable
-            from analogmed.uq import uq_evaluate
-
-            ukey = _hash({"uq": cfg.uq.model_dump(), "seed": cfg.seed, "split": cfg.split})
-            done_uq = store.uq_done(ukey)
+    with StudyLock(sdir, cfg.name):
+        if new and db.exists():
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(db) + suffix).unlink(missing_ok=True)
+        with Store.open(db) as store:
+            store.bind(cfg.name, cfg.fingerprint(), cfg.model_dump())
+            models = prepare_models(cfg, sdir, progress=progress)
             for m in models:
-                for p in cfg.uq.presets or cfg.presets:
-                    pname = load_preset(p).name
-                    if (m.key, pname) in done_uq:
-                        continue
-                    ck = load_checkpoint(m.path)
-                    rows = uq_evaluate(ck.model, ck.task(), p, cfg.uq.times_s, cfg.uq.samples, cfg.seed,
-                                       cfg.split, batch_size=cfg.batch_size)
-                    store.add_uq(cfg.name, m.key, pname, ukey, rows)
-        table = store.table()
-        total = store.count()
-    figures: list[Path] = []
-    if plots and not table.empty:
-        from analogmed.plots.study import plot_study
+                store.add_model(m.key, m.model_id, m.task, m.label, m.group, m.spec, m.image_size)
+            done = store.done_instances()
+            jobs = [Job(m.key, p, r) for m in models for p, pname in zip(cfg.presets, presets)
+                    for r in range(cfg.repetitions) if (m.key, m.task, pname, r) not in done]
+            n_all = len(models) * len(presets) * cfg.repetitions
+            by_key = {m.key: m for m in models}
+            preset_name = dict(zip(cfg.presets, presets))
+            added = 0
+            bar = tqdm(total=n_all * len(times), initial=(n_all - len(jobs)) * len(times), unit="eval",
+                       desc=f"study {cfg.name}", disable=None if progress else True)
+            if jobs:
+                ckpts = {m.key: load_checkpoint(m.path) for m in models}
+                with make_executor(workers=workers, scheduler=scheduler) as ex:
+                    for job, rows in ex.map(run_job, job_args(jobs, ckpts, times, cfg)):
+                        m = by_key[job.model_key]
+                        for r in rows:
+                            r.update(model_key=m.key, model_id=m.model_id, task=m.task,
+                                     preset=preset_name[job.preset], digital_score=m.digital_score)
+                        added += store.add_rows(cfg.name, rows)
+                        bar.update(len(rows))
+                        if on_rows:
+                            on_rows(added)
+            bar.close()
+            if cfg.uq is not None:  # [uq]: Monte Carlo uncertainty per (model, preset), resumable
+                from analogmed.uq import uq_evaluate
 
-        figures = plot_study(db, sdir / "figures")
-    return StudyResult(db, added, total, len(jobs), n_all - len(jobs), time.perf_counter() - t0, table, figures)
+                ukey = _hash({"uq": cfg.uq.model_dump(), "seed": cfg.seed, "split": cfg.split,
+                              **({"variation": cfg.variation} if cfg.variation != "instances" else {})})
+                done_uq = store.uq_done(ukey)
+                for m in models:
+                    for p in cfg.uq.presets or cfg.presets:
+                        pname = load_preset(p).name
+                        if (m.key, pname) in done_uq:
+                            continue
+                        ck = load_checkpoint(m.path)
+                        rows = uq_evaluate(ck.model, ck.task(), p, cfg.uq.times_s, cfg.uq.samples, cfg.seed,
+                                           cfg.split, batch_size=cfg.batch_size, engine=cfg.engine,
+                                           variation=cfg.variation)
+                        store.add_uq(cfg.name, m.key, pname, ukey, rows)
+            table = store.table()
+            total = store.count()
+    return StudyResult(db, added, total, len(jobs), n_all - len(jobs), time.perf_counter() - t0, table)
 
 
 def job_args(jobs: list[Job], ckpts: dict, times, cfg: StudyConfig):
@@ -275,43 +304,7 @@ def job_args(jobs: list[Job], ckpts: dict, times, cfg: StudyConfig):
     for j in jobs:
         yield j, ckpts[j.model_key], dict(model_key=j.model_key, preset=j.preset, repetition=j.repetition,
                                           times_s=tuple(times), seed=cfg.seed, split=cfg.split,
-                                          batch_size=cfg.batch_size)
-
-
-def open_results(path: str | Path) -> Store:
-    """Store of a study file (its default folder), a shipped study name, a study folder or a ``.sqlite``."""
-    p = Path(path)
-    if p.suffix == ".toml" or (not p.exists() and p.suffix == ""):
-        p = study_dir_for(load_study(p))
-    if p.is_dir():
-        p = p / DB_NAME
-    return Store.open(p, create=False)
-
-
-def export_table(path: str | Path, dest: str | Path) -> Path:
-    """Write the results table of ``path`` (see :func:`open_results`) to CSV or Parquet (by suffix)."""
-    from analogmed.io import atomic_path
-
-    with open_results(path) as store:
-        df = store.table()
-        uq = store.uq_table()
-    dest = Path(dest)
-    if not uq.empty and dest.suffix == ".csv":  # [uq] rows beside the table: <name>-uq.csv
-        with atomic_path(dest.with_name(f"{dest.stem}-uq.csv")) as tmp:
-            uq.to_csv(tmp, index=False)
-    if dest.suffix == ".parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise UserError("Parquet export needs pyarrow; pip install pyarrow or export to .csv") from None
-        with atomic_path(dest) as tmp:
-            df.to_parquet(tmp, index=False)
-    elif dest.suffix == ".csv":
-        with atomic_path(dest) as tmp:
-            df.to_csv(tmp, index=False)
-    else:
-        raise UserError(f"export file {dest}: unknown format; use a .csv or .parquet name")
-    return dest
+                                          batch_size=cfg.batch_size, engine=cfg.engine, variation=cfg.variation)
 
 
 def remove_study(sdir: Path) -> None:

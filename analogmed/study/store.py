@@ -60,6 +60,54 @@ def versions() -> dict[str, str]:
     return out
 
 
+def store_error(path: Path, exc: sqlite3.Error, writing: bool = True) -> UserError:
+    """One line for an SQLite error on the store at ``path``: what is wrong and what to do (never: delete it)."""
+    msg = str(exc)
+    low = msg.lower()
+    if "readonly" in low or "read-only" in low or "unable to open" in low or "access permission" in low:
+        return UserError(f"results database {path} is read-only or its folder is not writable ({msg}); make both "
+                         f"writable (chmod u+w), or run the study into another folder with --out")
+    if "not a database" in low or "malformed" in low or "corrupt" in low or "disk image" in low:
+        return UserError(f"results database {path} is damaged ({msg}); restore it from a backup, or run the study "
+                         f"into another folder with --out (and keep this file for inspection)")
+    if "locked" in low or "busy" in low:
+        return UserError(f"results database {path} is locked by another process ({msg}); wait for it to finish "
+                         f"and try again")
+    if "disk is full" in low or "full" in low:
+        return UserError(f"cannot write results to {path} ({msg}); free disk space and resume (finished "
+                         f"evaluations are kept)")
+    what = "write" if writing else "read"
+    return UserError(f"cannot {what} results database {path} ({msg}); check the file, or run the study into "
+                     f"another folder with --out")
+
+
+def _sqlite_error(exc: BaseException | None) -> sqlite3.Error | None:
+    """The sqlite3 error behind ``exc`` (pandas wraps it in its own DatabaseError), or None."""
+    while exc is not None:
+        if isinstance(exc, sqlite3.DatabaseError):
+            return exc
+        if type(exc).__name__ == "DatabaseError" and type(exc).__module__.startswith("pandas"):
+            return sqlite3.DatabaseError(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """Read-only connection; a read-only WAL database in a read-only folder is opened as immutable."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(path.resolve()))
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60, isolation_level=None)
+        conn.execute("SELECT name FROM sqlite_master").fetchall()
+        return conn
+    except sqlite3.OperationalError as exc:
+        low = str(exc).lower()
+        if "unable to open" not in low and "readonly" not in low and "read-only" not in low:
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60, isolation_level=None)
+
+
 class Store:
     """A study's SQLite results database. Open with :meth:`open`; use as a context manager."""
 
@@ -69,19 +117,50 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path, create: bool = True) -> "Store":
-        """Open (or create) the database at ``path`` in WAL mode."""
+        """Open (or create) the database at ``path`` in WAL mode for writing (``create=True``), or an
+        existing one for reading only (``create=False``: status, export, plot; a read-only file is fine).
+
+        A damaged, foreign or unwritable file is a UserError naming the store and what to do; the advice
+        never includes deleting it (another run may be using it).
+        """
         path = Path(path)
         if not create and not path.is_file():
+            if path.exists():
+                raise UserError(f"results database {path} is not a file; give a study file, study folder or "
+                                f"results.sqlite")
             raise UserError(f"results database {path} not found; run the study first (analogmed study run FILE)")
+        if create and path.exists() and not path.is_file():
+            raise UserError(f"results database {path} exists and is not a file; choose another --out folder")
+        conn = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"results database {path} cannot be opened ({exc}); "
-                            f"give a study database or remove the file") from None
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.executescript(SCHEMA)
+            else:
+                side = [Path(f"{path}{s}") for s in ("-wal", "-shm")]
+                fresh = [p for p in side if not p.exists()]  # made by this open: removed again on failure
+                conn = _open_readonly(path)
+                names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"meta", "models", "results"} <= names:
+                    raise UserError(f"{path} is an SQLite database but not a study's results store (no results "
+                                    f"table); give the results.sqlite written by analogmed study run")
+                conn.execute("PRAGMA quick_check(1)").fetchall()
+        except (sqlite3.DatabaseError, UserError) as exc:
+            if conn is not None:
+                conn.close()
+            if not create:
+                for p in fresh:
+                    p.unlink(missing_ok=True)
+            if isinstance(exc, UserError):
+                raise
+            raise store_error(path, exc, writing=create) from None
+        except OSError as exc:
+            from analogmed.io import os_error
+
+            raise os_error(path, exc) from None
         return cls(path, conn)
 
     def close(self) -> None:
@@ -90,8 +169,12 @@ class Store:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         self.close()
+        db_exc = _sqlite_error(exc)
+        if db_exc is not None:  # a damaged, read-only or full store found while reading/writing
+            raise store_error(self.path, db_exc) from None
+        return False
 
     # -- meta ---------------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
@@ -142,7 +225,7 @@ class Store:
                 "program_seed", "score", "digital_score", "wall_s"}
         vals = []
         for r in rows:
-            metrics = {k: float(v) for k, v in r.items() if k not in base}
+            metrics = {k: v if isinstance(v, str) else float(v) for k, v in r.items() if k not in base}
             vals.append((study, r["model_key"], r["model_id"], r["task"], r["preset"], float(r["t_inference_s"]),
                          int(r["repetition"]), int(r["seed"]), int(r["program_seed"]), float(r["score"]),
                          json.dumps(metrics, sort_keys=True), r.get("digital_score"), float(r["wall_s"]),
@@ -151,9 +234,8 @@ class Store:
             with self._tx():
                 self.conn.executemany("INSERT OR IGNORE INTO results VALUES "
                                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", vals)
-        except sqlite3.OperationalError as exc:  # disk full, read-only... the transaction is rolled back
-            raise UserError(f"cannot write results to {self.path} ({exc}); free disk space and resume "
-                            f"(finished evaluations are kept)") from None
+        except sqlite3.DatabaseError as exc:  # disk full, read-only... the transaction is rolled back
+            raise store_error(self.path, exc) from None
         return len(vals)
 
     def uq_done(self, uq_key: str) -> set[tuple[str, str]]:
@@ -167,8 +249,8 @@ class Store:
             with self._tx():
                 self.conn.execute("INSERT OR IGNORE INTO uq_results VALUES (?, ?, ?, ?, ?)",
                                   (study, model_key, preset, uq_key, json.dumps(rows, default=float)))
-        except sqlite3.OperationalError as exc:
-            raise UserError(f"cannot write results to {self.path} ({exc}); free disk space and resume") from None
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path, exc) from None
 
     def uq_table(self) -> pd.DataFrame:
         """Every stored [uq] row (one per model, preset, method, t) joined with the model labels."""
@@ -200,3 +282,104 @@ class Store:
 
     def models(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM models ORDER BY model_key", self.conn)
+
+
+# -- where a study's store lives; opening it for reading ----------------------------------------------
+DB_NAME = "results.sqlite"
+
+
+def study_dir_for(cfg, out: str | Path | None = None) -> Path:
+    """``out`` or ``runs/studies/<name>`` for a :class:`~analogmed.study.config.StudyConfig` ``cfg``."""
+    return Path(out) if out is not None else Path("runs") / "studies" / cfg.name
+
+
+def open_results(path: str | Path) -> Store:
+    """Store of a study file (its default folder), a shipped study name, a study folder or a ``.sqlite``,
+    opened for reading."""
+    from analogmed.study.config import load_study
+
+    p = Path(path)
+    if p.suffix == ".toml" or (not p.exists() and p.suffix == ""):
+        p = study_dir_for(load_study(p))
+    if p.is_dir():
+        p = p / DB_NAME
+    return Store.open(p, create=False)
+
+
+def export_table(path: str | Path, dest: str | Path) -> Path:
+    """Write the results table of ``path`` (see :func:`open_results`) to CSV or Parquet (by suffix).
+
+    With [uq] rows and a .csv ``dest``, they go to ``<stem>-uq.csv`` beside it; both files or neither.
+    """
+    from analogmed.io import atomic_path, check_output_file
+
+    dest = Path(dest)
+    if dest.suffix not in (".csv", ".parquet"):
+        raise UserError(f"export file {dest}: unknown format; use a .csv or .parquet name")
+    if dest.suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError("Parquet export needs pyarrow; pip install pyarrow or export to .csv") from None
+    check_output_file(dest, "export file")
+    with open_results(path) as store:
+        df = store.table()
+        uq = store.uq_table()
+    uq_dest = dest.with_name(f"{dest.stem}-uq.csv") if not uq.empty and dest.suffix == ".csv" else None
+    with atomic_path(dest) as tmp:
+        if dest.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        if uq_dest is not None:  # renamed first; the table itself only if this succeeded
+            with atomic_path(uq_dest) as tmp_uq:
+                uq.to_csv(tmp_uq, index=False)
+    return dest
+
+
+class StudyLock:
+    """An exclusive lock on one study folder (``fcntl.flock`` on the folder itself), held while it runs.
+
+    A second ``study run`` of the same study refuses with one line instead of training and evaluating
+    everything twice. No lock file is left behind; the lock is released when the process ends, even on
+    ``kill -9``.
+    """
+
+    def __init__(self, study_dir: str | Path, name: str = ""):
+        self.dir = Path(study_dir)
+        self.name = name
+        self._fd = None
+
+    def acquire(self) -> "StudyLock":
+        import fcntl
+        import os
+
+        from analogmed.io import os_error
+
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir, os.O_RDONLY)
+        except OSError as exc:
+            raise os_error(self.dir, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UserError(f"study {self.name or self.dir} is already running in {self.dir} (another process "
+                            f"holds its lock); wait for it to finish, or run into another folder with --out") from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False

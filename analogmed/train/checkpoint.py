@@ -57,10 +57,27 @@ def load_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: 
     return model
 
 
+def nonfinite_tensors(state: Any, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in ``state`` (a state dict, nested dicts/lists allowed, as
+    aihwkit's analog tiles store them) that hold NaN or infinite values."""
+    if isinstance(state, torch.Tensor):
+        return [prefix] if torch.is_floating_point(state) and not bool(torch.isfinite(state).all()) else []
+    if isinstance(state, dict):
+        return [k for key, v in state.items() for k in nonfinite_tensors(v, f"{prefix}.{key}" if prefix else str(key))]
+    if isinstance(state, (list, tuple)):
+        return [k for i, v in enumerate(state) for k in nonfinite_tensors(v, f"{prefix}[{i}]")]
+    return []
+
+
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
-    """Write ``ckpt`` to ``path`` atomically."""
+    """Write ``ckpt`` to ``path`` atomically; UserError (nothing written) if a weight is NaN or infinite."""
     from analogmed.io import atomic_path
 
+    state = ckpt.model.state_dict()
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise UserError(f"refusing to save {path}: {len(bad)} of {len(state)} tensors hold NaN/inf values "
+                        f"(first {bad[0]!r}); training diverged, train again with a lower learning rate")
     blob = {"format": FORMAT, "version": VERSION, "spec": ckpt.spec, "task_spec": ckpt.task_spec,
             "seed": int(ckpt.seed), "recipe": ckpt.recipe, "metrics": ckpt.metrics,
             "state_dict": {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()}}

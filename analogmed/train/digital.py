@@ -8,6 +8,7 @@ optimiser/loss through the same function). The recipe is a plain dict
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from analogmed.errors import UserError
 from analogmed.seeding import derive_seed, seed_everything
-from analogmed.train.checkpoint import Checkpoint
+from analogmed.train.checkpoint import Checkpoint, nonfinite_tensors
 
 
 @dataclass
@@ -55,8 +56,10 @@ class TrainConfig:
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError("training: epochs and batch_size must be >= 1")
-        if not self.lr > 0:
-            raise UserError(f"training: lr must be > 0, not {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"training: lr must be finite and > 0, not {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise UserError(f"training: weight_decay must be finite and >= 0, not {self.weight_decay}")
         if self.schedule not in ("cosine", "constant"):
             raise UserError(f"training: schedule must be cosine or constant, not {self.schedule!r}")
 
@@ -120,6 +123,10 @@ def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = No
             total += float(loss.detach()) * len(x)
             n += len(x)
             bar.update(1)
+        if not math.isfinite(total):
+            bar.close()
+            raise UserError(f"training diverged in epoch {epoch} (loss {total / max(n, 1)}): the weights are no "
+                            f"longer finite; lower the learning rate (now {cfg.lr:g}) and train again")
         row = {"epoch": epoch, "loss": total / max(n, 1)}
         if cfg.val_every and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
             scores = evaluate(model)
@@ -132,6 +139,10 @@ def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = No
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    bad = nonfinite_tensors(model.state_dict())
+    if bad:
+        raise UserError(f"training left {len(bad)} tensor(s) with non-finite values (first {bad[0]!r}); "
+                        f"lower the learning rate (now {cfg.lr:g}) and train again")
     model.eval()
     return {"history": history, "best_val_score": best if best_state is not None else None,
             "best_epoch": best_epoch, "train_time_s": time.perf_counter() - t0, "device": str(dev)}

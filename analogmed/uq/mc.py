@@ -10,6 +10,9 @@
 All return softmax probabilities [R, N, C, *S] for the N items of ``split`` (segmentation tasks) and
 are seeded: instance r uses ``derive_seed(seed, "program", r)`` like the drift studies, so the
 analog MC at t is the same hardware as repetition r of a drift study with the same seed.
+``engine`` ("fast" | "aihwkit") and ``variation`` ("instances": R programmed instances; "reads": one
+programmed instance re-drifted and re-read R times) as in
+:func:`analogmed.evaluate.robustness.drift_study`.
 """
 from __future__ import annotations
 
@@ -78,17 +81,19 @@ def check_samples(samples: int) -> None:
 
 def analog_mc(model: nn.Module, task, preset, t_inference_s: float, samples: int, seed: int = 0,
               split: str = "val", batch_size: int = 8, progress: bool = False,
-              amodel: nn.Module | None = None) -> torch.Tensor:
+              amodel: nn.Module | None = None, engine: str = "fast", variation: str = "instances") -> torch.Tensor:
     """[R, N, C, *S] probabilities of R programmed hardware instances drifted to ``t_inference_s``.
 
     ``amodel``: an already converted and calibrated analog model (from
     :func:`analogmed.evaluate.robustness.prepare_analog`) to reuse across times.
     """
     from analogmed.analog import drift, program
-    from analogmed.evaluate.robustness import check_times, prepare_analog
-
     from analogmed.analog import load_preset
+    from analogmed.analog.fast import check_engine, fast_engine
+    from analogmed.evaluate.robustness import check_times, check_variation, prepare_analog
 
+    check_engine(engine)
+    check_variation(variation)
     check_samples(samples)
     check_times([t_inference_s])
     preset = load_preset(preset)
@@ -97,19 +102,26 @@ def analog_mc(model: nn.Module, task, preset, t_inference_s: float, samples: int
     amodel = amodel if amodel is not None else prepare_analog(model, task, preset, seed=seed)
     out = []
     for r in tqdm(range(int(samples)), desc="analog MC", disable=not progress):
-        program(amodel, derive_seed(seed, "program", r))
+        if variation == "instances" or r == 0:
+            program(amodel, derive_seed(seed, "program", r))
         drift(amodel, t_inference_s, derive_seed(seed, "drift", r, repr(float(t_inference_s))))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "eval", r, repr(float(t_inference_s))))
-            out.append(_forward(amodel, batches))
+            if engine == "fast":
+                with fast_engine(amodel, quiet=r > 0):
+                    out.append(_forward(amodel, batches))
+            else:
+                out.append(_forward(amodel, batches))
     return torch.stack(out)
 
 
 def uq_evaluate(model: nn.Module, task, preset, times_s, samples: int = 10, seed: int = 0,
-                split: str = "val", batch_size: int = 8, progress: bool = False) -> list[dict]:
+                split: str = "val", batch_size: int = 8, progress: bool = False, engine: str = "fast",
+                variation: str = "instances") -> list[dict]:
     """Uncertainty metrics of the digital pass, MC dropout (if the model has dropout) and analog MC at
     every t of ``times_s``. One dict per (method, t) with ``method``, ``t_inference_s`` (NaN for the
-    digital methods), ``samples`` and the keys of :func:`analogmed.uq.metrics.uq_metrics`."""
+    digital methods), ``samples``, ``engine`` and ``variation`` (analog rows) and the keys of
+    :func:`analogmed.uq.metrics.uq_metrics`."""
     from analogmed.analog import load_preset
     from analogmed.evaluate.robustness import check_times, prepare_analog
     from analogmed.uq.metrics import uq_metrics
@@ -128,7 +140,8 @@ def uq_evaluate(model: nn.Module, task, preset, times_s, samples: int = 10, seed
                                   task.num_classes)})
     amodel = prepare_analog(model, task, preset, seed=seed)
     for t in times:
-        probs = analog_mc(model, task, preset, t, samples, seed, split, batch_size, progress, amodel=amodel)
+        probs = analog_mc(model, task, preset, t, samples, seed, split, batch_size, progress, amodel=amodel,
+                          engine=engine, variation=variation)
         rows.append({"method": "analog-mc", "preset": preset.name, "t_inference_s": t, "samples": int(samples),
-                     **uq_metrics(probs, labels, task.num_classes)})
+                     "engine": engine, "variation": variation, **uq_metrics(probs, labels, task.num_classes)})
     return rows

@@ -1,0 +1,184 @@
+/* Fused output pass of one analog tile MVM (analogmed fast engine), plain C99, called via ctypes.
+ *
+ * For every element e of the raw MVM output y (normalised units), channel c = (e / inner) % C:
+ *   v   = y[e] + sigma * N(0,1)              output noise (counter-based generator below)
+ *   v   = round(v / step) * step             ADC quantisation (half-even, as torch.round), if step > 0
+ *   v   = clamp(v, -bound, bound)            ADC range
+ *   out = (acc[e] +) v * scale[c] (+ bias[c])
+ * Gaussian numbers: pair p = e / 2 takes two 24-bit uniforms from a stateless 32-bit hash of
+ * (seed, 2p) and (seed, 2p + 1), then Box-Muller with Cephes-style float polynomials for log, sin and
+ * cos (branch-free, so the compiler vectorises them). analogmed/analog/fast_kernel.py evaluates the
+ * same float operations in torch (the fallback); build with -ffp-contract=off so no FMA changes them.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint32_t lowbias32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;
+  return x;
+}
+
+static inline uint32_t f2u(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+static inline float u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+/* mask ? a : b without branches (mask all ones or zero). */
+static inline float fsel(uint32_t mask, float a, float b) { return u2f((mask & f2u(a)) | (~mask & f2u(b))); }
+
+/* Round half to even for |x| < 2^22 (larger floats are integers already); exact, like torch.round. */
+static inline float round_even(float x) {
+  float r = (x + 12582912.0f) - 12582912.0f;
+  return fsel((uint32_t)0 - (uint32_t)(fabsf(x) < 4194304.0f), r, x);
+}
+
+static inline float logf_poly(float x) { /* x in (0, 1] */
+  uint32_t b = f2u(x);
+  int32_t e = (int32_t)((b >> 23) & 0xffu) - 126;
+  float m = u2f((b & 0x807fffffu) | 0x3f000000u);      /* mantissa in [0.5, 1) */
+  uint32_t small = (uint32_t)0 - (uint32_t)(m < 0.707106781186547524f);
+  e = e - (int32_t)(small & 1u);
+  m = fsel(small, (m + m) - 1.0f, m - 1.0f);
+  float fe = (float)e;
+  float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m + -1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m + -1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m + -1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m + -2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y = y + fe * -2.12194440e-4f;
+  y = y + -0.5f * z;
+  float r = m + y;
+  return r + fe * 0.693359375f;
+}
+
+static inline void sincos2pi(float u, float* s_out, float* c_out) { /* angle 2*pi*u, u in (0, 1) */
+  float j = round_even(u * 4.0f);
+  float r = (u - j * 0.25f) * 6.28318530717958647692f;  /* [-pi/4, pi/4] */
+  float z = r * r;
+  float s = -1.9515295891e-4f;
+  s = s * z + 8.3321608736e-3f;
+  s = s * z + -1.6666654611e-1f;
+  s = s * z * r + r;
+  float c = 2.443315711809948e-5f;
+  c = c * z + -1.388731625493765e-3f;
+  c = c * z + 4.166664568298827e-2f;
+  c = c * z * z - 0.5f * z + 1.0f;
+  uint32_t q = (uint32_t)(int32_t)j & 3u;
+  uint32_t odd = (uint32_t)0 - (q & 1u);                       /* quadrants 1, 3: swap sin and cos */
+  float a = fsel(odd, c, s), bb = fsel(odd, s, c);
+  uint32_t sgn_s = (q >> 1) << 31;                             /* quadrants 2, 3: -sin */
+  uint32_t sgn_c = (((q + 1u) >> 1) & 1u) << 31;               /* quadrants 1, 2: -cos */
+  float sn = u2f(f2u(a) ^ sgn_s);
+  float cs = u2f(f2u(bb) ^ sgn_c);
+  *s_out = sn; *c_out = cs;
+}
+
+#define BLOCK 512
+
+/* Fill g[0 .. 2*npairs) with the Gaussian numbers of pairs first_pair .. first_pair + npairs. */
+static void gauss_block(uint32_t k1, uint32_t k2, int64_t first_pair, int npairs, float* g) {
+  for (int i = 0; i < npairs; ++i) {
+    uint32_t c = (uint32_t)(first_pair + i);
+    uint32_t h1 = lowbias32(lowbias32((2u * c) ^ k1) + k2);
+    uint32_t h2 = lowbias32(lowbias32((2u * c + 1u) ^ k1) + k2);
+    float u1 = ((float)(h1 >> 8) + 0.5f) * 5.9604644775390625e-08f;
+    float u2 = ((float)(h2 >> 8) + 0.5f) * 5.9604644775390625e-08f;
+    float rad = sqrtf(-2.0f * logf_poly(u1));
+    float s, co;
+    sincos2pi(u2, &s, &co);
+    g[2 * i] = rad * co;
+    g[2 * i + 1] = rad * s;
+  }
+}
+
+void analogmed_keys(uint64_t seed, uint32_t* k1, uint32_t* k2) {
+  *k1 = lowbias32((uint32_t)seed ^ 0x9e3779b9U);
+  *k2 = lowbias32((uint32_t)(seed >> 32) + 0x85ebca6bU);
+}
+
+/* y, out: n floats (out may equal acc storage; add != 0 accumulates into out); scale, bias: C floats. */
+void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, int64_t C, const float* scale,
+                         const float* bias, int add, float sigma, float step, float bound, uint64_t seed) {
+  uint32_t k1, k2;
+  analogmed_keys(seed, &k1, &k2);
+  float g[2 * BLOCK];
+  for (int64_t e0 = 0; e0 < n; e0 += 2 * BLOCK) {  /* blocks of 2*BLOCK elements, pair-aligned */
+    int64_t e1 = e0 + 2 * BLOCK < n ? e0 + 2 * BLOCK : n;
+    if (sigma > 0.0f) gauss_block(k1, k2, e0 / 2, (int)((e1 - e0 + 1) / 2), g);
+    int64_t e = e0;
+    if (inner == 1) {  /* channel-last (Linear): channel = e % C; segments of one row */
+      while (e < e1) {
+        int64_t c0 = e % C;
+        int64_t len = C - c0 < e1 - e ? C - c0 : e1 - e;
+        const float* yy = y + e;
+        const float* sc = scale + c0;
+        const float* gp = g + (e - e0);
+        float* oo = out + e;
+        for (int64_t j = 0; j < len; ++j) {
+          float v = yy[j];
+          if (sigma > 0.0f) v = v + sigma * gp[j];
+          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          v = v > bound ? bound : (v < -bound ? -bound : v);
+          float o = v * sc[j];
+          if (add) o = oo[j] + o;
+          if (bias) o = o + bias[c0 + j];
+          oo[j] = o;
+        }
+        e += len;
+      }
+      continue;
+    }
+    while (e < e1) {  /* runs of one channel */
+      int64_t row = e / inner;
+      int64_t run_end = (row + 1) * inner;
+      if (run_end > e1) run_end = e1;
+      float sc = scale[row % C];
+      float bs = bias ? bias[row % C] : 0.0f;
+      const float* gp = g + (e - e0);
+      if (sigma > 0.0f) {
+        for (int64_t k = e; k < run_end; ++k) {
+          float v = y[k] + sigma * gp[k - e];
+          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          v = v > bound ? bound : (v < -bound ? -bound : v);
+          float o = v * sc;
+          if (add) o = out[k] + o;
+          if (bias) o = o + bs;
+          out[k] = o;
+        }
+      } else {
+        for (int64_t k = e; k < run_end; ++k) {
+          float v = y[k];
+          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          v = v > bound ? bound : (v < -bound ? -bound : v);
+          float o = v * sc;
+          if (add) o = out[k] + o;
+          if (bias) o = o + bs;
+          out[k] = o;
+        }
+      }
+      e = run_end;
+    }
+  }
+}
+
+/* Input side of one tile (DAC), elementwise over the feature map (commutes with im2col; 0 stays 0):
+ *   v = clamp(x, -r, r) / ir              static input range (if has_ir)
+ *   v = round(v / step) * step            DAC quantisation (if step > 0; not for a perfect tile)
+ *   v = clamp(v, -bound, bound)           DAC range (not for a perfect tile)
+ * in aihwkit's order of float operations. out may equal x. */
+void analogmed_dac(const float* x, float* out, int64_t n, int has_ir, float r, float ir, int perfect, float step,
+                   float bound) {
+  for (int64_t k = 0; k < n; ++k) {
+    float v = x[k];
+    if (has_ir) { v = v > r ? r : (v < -r ? -r : v); v = v / ir; }
+    if (!perfect) {
+      if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+      v = v > bound ? bound : (v < -bound ? -bound : v);
+    }
+    out[k] = v;
+  }
+}

@@ -1,0 +1,334 @@
+"""Fast analog inference engine: aihwkit's ``TorchInferenceRPUConfig`` forward, folded into native ops.
+
+aihwkit's torch tile runs every analog layer as im2col + one noisy, quantised mat-mul per tile. For
+the settings our presets use, the same numbers come out of a cheaper order of operations:
+
+1. once per (hardware instance, t) — after :func:`analogmed.analog.program` / ``drift`` — each tile's
+   programmed and drifted weights (normalised conductance units, aihwkit ``tile.tile.weight``) are
+   copied into a native weight per *input* tile (``[C_out, C_in_tile, *kernel]``, zero where another
+   input tile owns the column), and the digital factors of each output column are folded into one
+   vector ``scale = input_range * mapping_scale * alpha`` (alpha = global drift compensation);
+2. per forward and input tile: the input range clamp and divide and the DAC quantisation
+   (``round(x / step) * step``, clamp to ``inp_bound``) run on the feature map (they are elementwise,
+   so they commute with im2col, and zero padding stays zero); then the native ``F.conv1d/2d/3d`` or
+   ``F.linear`` (transposed convs: a mat-mul into per-tap columns, then col2im);
+3. one fused pass per output element (:mod:`analogmed.analog.fast_kernel`): output noise, ADC
+   rounding and clamp, scale, accumulation of the split input tiles, digital bias.
+
+That is aihwkit's order (``pre_forward`` -> ``_prepare_input`` -> mat-mul -> ``_finalize_output`` ->
+``post_forward`` scales -> alpha -> partial-tile sum -> bias), except that the mat-mul sums in
+another order: with noise off, outputs equal aihwkit's up to float rounding, which can move an ADC
+rounding tie by one step in very rare elements. Output noise uses the engine's own seeded generator,
+so with noise on the outputs are equal *in distribution* (tested: error std and mean |error|).
+
+Settings the engine does not cover (noise / bound management, input noise, asymmetries, output
+noise per column, learned out scaling, quantised periphery, non-torch tiles) make that layer run
+through aihwkit's own forward, with a one-line note (:attr:`FastEngine.notes`).
+
+Usage::
+
+    program(amodel, seed); drift(amodel, t, seed)
+    with fast_engine(amodel):          # folds the current weights; restores aihwkit forwards on exit
+        y = amodel(x)
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from aihwkit.nn import AnalogConv1d, AnalogConv2d, AnalogConv3d, AnalogLinear
+from aihwkit.nn.modules.base import AnalogLayerBase
+from aihwkit.simulator.parameters.enums import (AnalogMVType, BoundManagementType, NoiseManagementType)
+from aihwkit.simulator.tiles.array import TileModuleArray
+from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
+from torch import Tensor, nn
+
+from analogmed.analog.fast_kernel import dac, fused_out
+from analogmed.analog.layers import _AnalogConvTransposeNd
+
+ENGINES = ("fast", "aihwkit")
+
+
+def check_engine(engine: str) -> str:
+    """Validate an engine name ('fast' or 'aihwkit')."""
+    from analogmed.errors import UserError
+
+    if engine not in ENGINES:
+        raise UserError(f"engine {engine!r} is unknown; use one of {', '.join(ENGINES)}")
+    return engine
+
+
+def _unsupported(tile) -> str | None:
+    """Why the fast engine cannot reproduce this tile's forward, or None."""
+    if type(tile) is not TorchInferenceTile:
+        return f"tile class {type(tile).__name__}"
+    f = tile.rpu_config.forward
+    if f.is_perfect:
+        return None
+    checks = [
+        (f.mv_type != AnalogMVType.ONE_PASS, "mv_type"),
+        (f.noise_management != NoiseManagementType.NONE, "noise management"),
+        (f.bound_management != BoundManagementType.NONE, "bound management"),
+        (f.inp_noise > 0, "input noise"),
+        (f.inp_asymmetry != 0 or f.out_asymmetry != 0, "in/out asymmetry"),
+        (f.out_scale != 1.0, "out_scale"),
+        (f.inp_sto_round or f.out_sto_round, "stochastic rounding"),
+        (getattr(tile.tile, "out_noise_values", None) is not None, "per-column output noise"),
+        (tile.out_scaling_alpha is not None, "learned out scaling"),
+        (hasattr(tile.rpu_config.pre_post, "periph_quant"), "quantised periphery"),
+        (tile.training, "training mode"),
+    ]
+    for bad, what in checks:
+        if bad:
+            return what
+    return None
+
+
+def _steps(res: float, bound: float) -> float:
+    """aihwkit's quantisation step (``UniformQuantize``): res (or 1/states) * 2 * bound; 0 = off."""
+    if res <= 0:
+        return 0.0
+    res = 1.0 / res if res > 1.0 else res
+    return res * 2.0 * bound
+
+
+@dataclass
+class _InTile:
+    """One input tile of a layer: which input features it reads and its folded weight."""
+
+    lo: int                 # first input feature (flattened C_in * prod(k) index for convs)
+    hi: int                 # one past the last
+    c0: int                 # first input channel touched
+    c1: int                 # one past the last channel touched
+    input_range: Tensor | None
+    weight: Tensor          # conv: [C_out, c1 - c0, *k]; linear / transposed: [out_features, hi - lo]
+    scale: Tensor           # [out_features] = input_range * mapping_scale * alpha per output column
+
+
+@dataclass
+class _Folded:
+    kind: str               # "linear" | "conv" | "convT"
+    tiles: list[_InTile] = field(default_factory=list)
+    bias: Tensor | None = None
+    inp_step: float = 0.0
+    inp_bound: float = math.inf
+    out_step: float = 0.0
+    out_bound: float = math.inf
+    sigma: float = 0.0
+    perfect: bool = False
+
+
+def _tile_grid(layer) -> tuple[list[list], list[int], list[int], Tensor | None]:
+    mod = layer.analog_module
+    if isinstance(mod, TileModuleArray):
+        grid = [list(row) for row in mod.array]
+        return grid, list(mod.in_sizes), list(mod.out_sizes), mod.bias
+    bias = mod.bias if getattr(mod, "digital_bias", False) else None
+    return [[mod]], [mod.in_size], [mod.out_size], bias
+
+
+def _fold(layer) -> _Folded | str:
+    """Fold one analog layer's current tile state; returns a reason string if unsupported."""
+    grid, in_sizes, out_sizes, bias = _tile_grid(layer)
+    for row in grid:
+        for tile in row:
+            why = _unsupported(tile)
+            if why:
+                return why
+    first = grid[0][0]
+    f = first.rpu_config.forward
+    comp = getattr(first.rpu_config, "drift_compensation", None) is not None
+    if isinstance(layer, _AnalogConvTransposeNd):
+        kind, k = "convT", 1
+        bias = layer.bias
+    elif isinstance(layer, (AnalogConv1d, AnalogConv2d, AnalogConv3d)):
+        kind, k = "conv", math.prod(layer.kernel_size)
+    elif isinstance(layer, AnalogLinear):
+        kind, k = "linear", 1
+    else:
+        return f"layer class {type(layer).__name__}"
+    out = _Folded(kind=kind, perfect=bool(f.is_perfect))
+    if not f.is_perfect:
+        out.inp_bound = f.inp_bound if f.inp_bound > 0 else math.inf
+        out.inp_step = _steps(f.inp_res, f.inp_bound)
+        out.out_bound = f.out_bound if f.out_bound > 0 else math.inf
+        out.out_step = _steps(f.out_res, f.out_bound)
+        out.sigma = float(f.out_noise)
+    out.bias = None if bias is None else bias.detach()
+    lo = 0
+    for row, n_in in zip(grid, in_sizes):
+        hi = lo + n_in
+        weights, scales = [], []
+        ir = row[0].input_range
+        for tile in row:
+            w = tile.tile.weight.detach()
+            s = torch.ones(w.shape[0], dtype=w.dtype, device=w.device)
+            if tile.input_range is not None:
+                s = s * tile.input_range.detach()
+            ms = tile.get_mapping_scales()
+            if ms is not None:
+                s = s * ms.detach().view(-1) if ms.numel() > 1 else s * ms.detach()
+            if comp and not tile.training:
+                s = s * tile.alpha.detach()
+            weights.append(w)
+            scales.append(s)
+        w = torch.cat(weights, 0)
+        if kind == "conv":
+            c0, c1 = lo // k, -(-hi // k)
+            full = w.new_zeros(w.shape[0], (c1 - c0) * k)
+            full[:, lo - c0 * k: hi - c0 * k] = w
+            w = full.view(w.shape[0], c1 - c0, *layer.kernel_size)
+        else:
+            c0, c1 = lo, hi
+        out.tiles.append(_InTile(lo, hi, c0, c1, None if ir is None else ir.detach(), w.contiguous(),
+                                 torch.cat(scales).contiguous()))
+        lo = hi
+    return out
+
+
+def _dac(x: Tensor, ir: Tensor | None, fo: _Folded) -> Tensor:
+    """Input range clamp/divide and DAC quantisation, in aihwkit's order of float operations."""
+    return dac(x, ir, fo.perfect, fo.inp_step, fo.inp_bound)
+
+
+def _seed() -> int:
+    """A 63-bit seed for the output noise of one tile MVM, drawn from torch's global generator
+    (so ``torch.manual_seed`` makes the whole forward reproducible)."""
+    return int(torch.randint(0, 2 ** 62, (1,)).item())
+
+
+def _finish(y: Tensor, acc: Tensor | None, t: _InTile, bias: Tensor | None, inner: int, fo: _Folded) -> Tensor:
+    if fo.perfect:
+        v = y * t.scale.view(1, -1, *([1] * (y.dim() - 2))) if inner > 1 else y * t.scale
+        if acc is not None:
+            v = acc + v
+        if bias is not None:
+            v = v + (bias.view(1, -1, *([1] * (y.dim() - 2))) if inner > 1 else bias)
+        return v
+    seed = _seed() if fo.sigma > 0 else 0
+    return fused_out(y, acc, t.scale, bias, inner, fo.sigma, fo.out_step, fo.out_bound, seed)
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _conv_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
+    batched = x.dim() == len(layer.kernel_size) + 2
+    if not batched:
+        x = x.unsqueeze(0)
+    conv = _CONV[len(layer.kernel_size)]
+    acc = None
+    last = len(fo.tiles) - 1
+    for i, t in enumerate(fo.tiles):
+        xq = _dac(x[:, t.c0:t.c1], t.input_range, fo)
+        y = conv(xq, t.weight, None, layer.stride, layer.padding, layer.dilation)
+        inner = math.prod(y.shape[2:])
+        acc = _finish(y.contiguous(), acc, t, fo.bias if i == last else None, inner, fo)
+    return acc if batched else acc.squeeze(0)
+
+
+def _linear_forward(fo: _Folded, x: Tensor) -> Tensor:
+    acc = None
+    last = len(fo.tiles) - 1
+    for i, t in enumerate(fo.tiles):
+        xq = _dac(x[..., t.lo:t.hi], t.input_range, fo)
+        y = F.linear(xq, t.weight)
+        acc = _finish(y.contiguous(), acc, t, fo.bias if i == last else None, 1, fo)
+    return acc
+
+
+def _col2im(cols: Tensor, layer, s_in: tuple[int, ...]) -> Tensor:
+    """cols [B, C_out, *k, *S_in] -> [B, C_out, *S_out] (overlap-add, crop by padding)."""
+    n = layer.SPATIAL_DIMS
+    b, c = cols.shape[:2]
+    ks, st, dl = layer.kernel_size, layer.stride, layer.dilation
+    if tuple(ks) == tuple(st) and all(d == 1 for d in dl) and all(p == 0 for p in layer.padding) \
+            and all(o == 0 for o in layer.output_padding):
+        # non-overlapping taps (k2s2): out[s * k + t] = cols[t, s]
+        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
+        return cols.permute(*perm).reshape(b, c, *[s * k for s, k in zip(s_in, ks)])
+    full = tuple((s - 1) * sd + d * (k - 1) + 1 + op for s, sd, d, k, op in zip(
+        s_in, st, dl, ks, layer.output_padding))
+    out = cols.new_zeros(b, c, *full)
+    for tap in torch.cartesian_prod(*[torch.arange(k) for k in ks]).reshape(-1, n).tolist():
+        dst = tuple(slice(t * d, t * d + (s - 1) * sd + 1, sd) for t, d, s, sd in zip(tap, dl, s_in, st))
+        out[(slice(None), slice(None)) + dst] += cols[(slice(None), slice(None)) + tuple(tap)]
+    crop = tuple(slice(p, p + o) for p, o in zip(layer.padding, layer.output_shape(s_in)))
+    return out[(slice(None), slice(None)) + crop]
+
+
+def _convT_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
+    n = layer.SPATIAL_DIMS
+    batched = x.dim() == n + 2
+    if not batched:
+        x = x.unsqueeze(0)
+    b, s_in = x.shape[0], tuple(x.shape[2:])
+    flat = x.reshape(b, x.shape[1], -1)                       # [B, C_in, L]
+    acc = None
+    inner = flat.shape[2]
+    for t in fo.tiles:
+        xq = _dac(flat[:, t.lo:t.hi], t.input_range, fo)
+        y = torch.matmul(t.weight, xq)                        # [B, C_out * prod(k), L]
+        acc = _finish(y.contiguous(), acc, t, None, inner, fo)
+    cols = acc.view(b, layer.out_channels, *layer.kernel_size, *s_in)
+    out = _col2im(cols, layer, s_in)
+    if fo.bias is not None:
+        out = out + fo.bias.view(1, -1, *([1] * n))
+    return out if batched else out.squeeze(0)
+
+
+def _make_forward(layer, fo: _Folded):
+    if fo.kind == "conv":
+        return lambda x: _conv_forward(layer, fo, x)
+    if fo.kind == "convT":
+        return lambda x: _convT_forward(layer, fo, x)
+    return lambda x: _linear_forward(fo, x)
+
+
+class FastEngine:
+    """Swaps the forward of every analog layer of ``amodel`` for the folded fast forward.
+
+    ``refresh()`` re-folds after the tiles changed (a new program / drift); ``remove()`` restores
+    aihwkit's forwards. ``notes``: layer name -> why it kept aihwkit's forward (printed once).
+    """
+
+    def __init__(self, amodel: nn.Module, quiet: bool = False):
+        self.amodel = amodel
+        self.quiet = quiet
+        self.notes: dict[str, str] = {}
+        self._layers: list[tuple[str, nn.Module]] = [
+            (n, m) for n, m in amodel.named_modules() if isinstance(m, AnalogLayerBase) and hasattr(m, "analog_module")]
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        for name, layer in self._layers:
+            fo = _fold(layer)
+            if isinstance(fo, str):
+                layer.__dict__.pop("forward", None)
+                if name not in self.notes and not self.quiet:
+                    print(f"note: fast engine: {name or type(layer).__name__} runs on aihwkit ({fo})",
+                          file=sys.stderr)
+                self.notes[name] = fo
+                continue
+            layer.forward = _make_forward(layer, fo)
+
+    def remove(self) -> None:
+        for _, layer in self._layers:
+            layer.__dict__.pop("forward", None)
+
+
+@contextlib.contextmanager
+def fast_engine(amodel: nn.Module, quiet: bool = False):
+    """Context manager: inside, ``amodel(x)`` runs the fast engine on the *current* programmed and
+    drifted tile state (fold once on entry; call ``.refresh()`` on the yielded engine after a new
+    ``drift``)."""
+    eng = FastEngine(amodel, quiet=quiet)
+    try:
+        yield eng
+    finally:
+        eng.remove()

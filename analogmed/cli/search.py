@@ -1,0 +1,48 @@
+"""``analogmed search run|show``: MT-MIAS, the analog-aware search and baselines from a search file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+search_app = typer.Typer(help="Hardware-aware architecture search (MIAS, MT-MIAS, MT-MIAS-C, random, evolution, "
+                              "NSGA-II), digital or analog objective; resumable.", no_args_is_help=True)
+
+
+@search_app.command("run")
+def run(
+    file: Path = typer.Argument(..., help="search file (studies/search-*.toml) or the name of a shipped one"),
+    out: Optional[Path] = typer.Option(None, help="search folder (default runs/search/<name>)"),
+    new: bool = typer.Option(False, "--new", help="discard stored results of this search and start over"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="write the figures at the end"),
+) -> None:
+    """Run (or resume) every (objective, method, seed) of FILE; print the comparison tables."""
+    from analogmed.search.run import run_search
+    from analogmed.search.report import markdown_table
+
+    res = run_search(file, out=out, new=new, plots=plots)
+    typer.echo(f"{len(res.trials)} trials ({res.evaluations_computed} new evaluations) in {res.out}; "
+               f"wall {res.wall_s:.1f} s")
+    for obj, tab in res.tables.items():
+        typer.echo(f"\nobjective {obj}:\n" + markdown_table(tab))
+    for f in res.figures:
+        typer.echo(f"wrote {f}")
+
+
+@search_app.command("show")
+def show(folder: Path = typer.Argument(..., help="search folder (runs/search/<name>)")) -> None:
+    """Print the stored comparison tables and the final median hypervolume per method."""
+    from analogmed.search.run import open_search
+
+    tabs = open_search(folder)
+    for f in sorted(folder.glob("table-*.md")):
+        typer.echo(f"{f.stem}:\n{f.read_text()}")
+    hv = tabs["hypervolume"]
+    if not hv.empty:
+        last = hv[hv["n"] == hv.groupby(["objective", "method", "seed"])["n"].transform("max")]
+        typer.echo(last.groupby(["objective", "method"])["hypervolume"].median().to_string())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(search_app, name="search")

@@ -1,0 +1,372 @@
+"""``run_search``: a search file -> supernets, searches (Optuna, resumable), selections, "(T)" rows, tables, figures.
+
+Folder ``runs/search/<name>/`` (or ``out``):
+
+- ``search.sqlite``: the :class:`~analogmed.search.evaluate.SearchStore` (evaluations, stand-alone rows);
+- ``optuna.sqlite``: Optuna's storage, one study per (objective, method, seed) run;
+- ``supernets/<task>-<fingerprint>.pt``: one trained supernet per task;
+- ``trials.csv`` (every evaluation of every run), ``hypervolume.csv`` (per run and n),
+  ``selected.csv`` (the architecture each run selects), ``standalone.csv`` ("(T)" rows),
+  ``importance.csv``, ``table-<objective>.csv`` / ``.md`` (the talk's comparison table),
+  ``runs.csv`` (wall time per run), figures ``hv-<objective>.png/pdf`` and ``front-<objective>.png/pdf``.
+
+Resuming: a run with fewer completed trials than ``budget`` continues where it stopped (a trial that
+was running when the process died is marked failed and redrawn with the same seed); evaluations,
+supernets and stand-alone rows already stored are reused.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from analogmed.errors import UserError
+from analogmed.io import atomic_path, write_text_atomic
+from analogmed.search.config import HARDWARE_AWARE, MULTI_TASK_METHODS, SearchConfig, load_search
+from analogmed.search.evaluate import Evaluator, SearchStore
+from analogmed.search.report import markdown_table
+from analogmed.search.pareto import hypervolume_curve, pareto_mask
+from analogmed.search.samplers import encoding_of, make_sampler
+from analogmed.search.space import ALL_PLATFORMS, HardwareCost, SearchSpace
+from analogmed.seeding import derive_seed
+
+DIRECTIONS = ["maximize", "minimize"]
+
+
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+@dataclass
+class SearchResult:
+    """What :func:`run_search` produced: folder, tables and figure paths."""
+
+    out: Path
+    trials: pd.DataFrame
+    hypervolume: pd.DataFrame
+    selected: pd.DataFrame
+    standalone: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    runs: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+    evaluations_computed: int = 0
+    wall_s: float = 0.0
+
+
+def load_tasks(cfg: SearchConfig, methods: list[str]) -> list:
+    """The file's tasks; UserError if they cannot share architectures."""
+    from analogmed.data import get_task
+
+    tasks = [get_task(**t) for t in cfg.tasks]
+    dims = {t.spatial_dims for t in tasks}
+    if len(dims) > 1:
+        raise UserError(f"tasks {', '.join(t.name for t in tasks)} have different spatial dims "
+                        f"({', '.join(str(t.spatial_dims) for t in tasks)}): their ops cannot be shared; "
+                        "give tasks of one spatial dims per search file")
+    if len({t.in_channels for t in tasks}) > 1:
+        raise UserError("tasks have different input channels: their first-level ops cannot be shared; "
+                        "give tasks with the same in_channels per search file")
+    if len({tuple(t.image_size) for t in tasks}) > 1:
+        raise UserError("tasks have different image sizes; give every [[tasks]] the same size")
+    for t in tasks:
+        if t.kind != "segmentation":
+            raise UserError(f"task {t.name} is {t.kind}; the search covers segmentation tasks (U-Net space)")
+    mt = [m for m in methods if m in MULTI_TASK_METHODS]
+    if mt and len(tasks) < 2:
+        raise UserError(f"method {mt[0]} needs at least two [[tasks]] (one supernet each); add a task "
+                        "(e.g. mni152-brainmask beside mni152-tissue) or use method mias")
+    return tasks
+
+
+def train_supernets(cfg: SearchConfig, tasks, out: Path, progress: bool = True) -> list:
+    """One supernet per task, trained once and stored under ``out/supernets`` (reused when present)."""
+    from analogmed.train.supernet import SupernetConfig, load_supernet, save_supernet, train_supernet
+
+    from analogmed.search.space import task_keys
+
+    nets = []
+    fp = cfg.fingerprint("supernet", "seed")
+    for t, key in zip(tasks, task_keys(tasks)):
+        path = out / "supernets" / f"{key}-{fp}.pt"
+        if path.is_file():
+            nets.append(load_supernet(path).supernet)
+            continue
+        sc = cfg.supernet
+        ckpt = train_supernet(t, SupernetConfig(epochs=sc.epochs, lr=sc.lr, batch_size=sc.batch_size,
+                                                seed=cfg.seed, progress=progress),
+                              widths=sc.widths, blocks=sc.blocks)
+        save_supernet(path, ckpt)
+        nets.append(ckpt.supernet)
+    return nets
+
+
+def _mark_stale(study) -> None:
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+def run_one(cfg: SearchConfig, objective: str, method: str, seed: int, space, evaluator, storage,
+            importances, sigma, level_latency, progress: bool = True, stop_after: int | None = None):
+    """Run (or resume) one (objective, method, seed) search to ``cfg.budget`` completed trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    name = f"{objective}:{method}:s{seed}:{cfg.platform}:{cfg.fingerprint('mias', 'evolution', 'nsga2', 'budget')}"
+    study = optuna.create_study(study_name=name, storage=storage, directions=DIRECTIONS, load_if_exists=True,
+                                sampler=make_sampler(method, space, seed, cfg, importances, sigma, level_latency))
+    _mark_stale(study)
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    todo = cfg.budget - done
+    if stop_after is not None:
+        todo = min(todo, stop_after)
+    def objective_fn(trial):
+        enc = tuple(trial.suggest_categorical(f"l{i}", space.choices(i)) for i in range(space.depth))
+        res = evaluator.evaluate(enc, objective)
+        trial.set_user_attr("res", res)   # one attribute: one storage commit
+        return res["alpha"], res["latency_ms"]
+
+    bar = tqdm(total=cfg.budget, initial=done, desc=f"{objective} {method} s{seed}", disable=not progress or None,
+               leave=False)
+    for _ in range(max(todo, 0)):
+        study.optimize(objective_fn, n_trials=1, catch=())
+        bar.update(1)
+    bar.close()
+    return study
+
+
+def _trials_frame(study, objective, method, seed, depth) -> pd.DataFrame:
+    from optuna.trial import TrialState
+
+    rows = []
+    done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    for n, t in enumerate(done, 1):
+        dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else float("nan")
+        rows.append({"objective": objective, "method": method, "seed": seed, "n": n, "trial": t.number,
+                     "encoding": "-".join(encoding_of(t.params, depth)), **t.user_attrs.get("res", {}),
+                     "trial_s": dur})
+    return pd.DataFrame(rows)
+
+
+def select(df: pd.DataFrame, max_latency_ms: float | None) -> pd.Series:
+    """The run's selected architecture: best ``alpha`` at or under ``max_latency_ms`` (best overall if none fits)."""
+    ok = df if max_latency_ms is None else df[df["latency_ms"] <= max_latency_ms]
+    ok = ok if len(ok) else df
+    return ok.sort_values(["alpha", "latency_ms", "n"], ascending=[False, True, True]).iloc[0]
+
+
+def standalone_eval(cfg: SearchConfig, space, store: SearchStore, label: str, task_index: int) -> dict:
+    """Train ``label`` from scratch on task ``task_index`` and score it digitally and on analog hardware
+    (``standalone.repeats`` instances, 1 s / 1 d / 30 d); cached in the store."""
+    from analogmed.evaluate.robustness import DAY, MONTH, evaluate_instance, prepare_analog
+    from analogmed.space.architecture import Architecture
+    from analogmed.train.digital import TrainConfig, train_model
+
+    task, tkey = space.tasks[task_index], space.keys[task_index]
+    setup = cfg.fingerprint("standalone", "analog", "seed", "split", "tasks")
+    row = store.get("standalone", setup=setup, task=tkey, arch=label)
+    if row is not None:
+        return row
+    t0 = time.perf_counter()
+    sn = space.supernets[task_index]
+    arch = Architecture.from_label(label, sn.spatial_dims, sn.in_channels, sn.out_channels)
+    st = cfg.standalone
+    seed = derive_seed(cfg.seed, "standalone", label, tkey)
+    ckpt = train_model({"family": "space", "arch": arch.to_dict()}, task,
+                       TrainConfig(epochs=st.epochs, lr=st.lr, batch_size=st.batch_size, seed=seed, device="cpu",
+                                   augment=False, progress=False))
+    from analogmed.evaluate.metrics import evaluate_model
+
+    digital = float(evaluate_model(ckpt.model, task, cfg.split)["score"])
+    amodel = prepare_analog(ckpt.model, task, cfg.analog.preset, seed=seed)
+    by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
+    for r in range(st.repeats):
+        for rr in evaluate_instance(amodel, task, tuple(by_t), r, seed, cfg.split):
+            by_t[rr["t_inference_s"]].append(float(rr["score"]))
+    s1, s1d, s30 = (statistics.fmean(by_t[t]) for t in (1.0, DAY, MONTH))
+    row = {"digital_score": digital, "score_1s": s1, "score_1d": s1d,
+           "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"),
+           "avm": s1 - s30, "train_seed": seed, "wall_s": time.perf_counter() - t0}
+    store.put("standalone", row, setup=setup, task=tkey, arch=label)
+    return row
+
+
+def platform_latencies(space, enc: tuple[str, ...], costs: dict[str, HardwareCost]) -> dict[str, float]:
+    """Latency (ms) of an encoding on every platform: ``latency_ms_<platform>``."""
+    return {f"latency_ms_{p}": c.encoding_cost(space, enc)[0] for p, c in costs.items()}
+
+
+def comparison_table(cfg: SearchConfig, space, selected: pd.DataFrame, standalone: pd.DataFrame,
+                     objective: str) -> pd.DataFrame:
+    """The talk's table for one objective: per method a supernet row and a "(T)" row; medians over seeds."""
+    rows = []
+    names = space.keys
+    sel = selected[selected["objective"] == objective]
+    for method in cfg.methods:
+        s = sel[sel["method"] == method]
+        if s.empty:
+            continue
+        lat_cols = [c for c in s.columns if c.startswith("latency_ms_")]
+        base = {"method": method, "hardware_aware": "yes" if HARDWARE_AWARE[method] else "no", "seeds": len(s)}
+        row = dict(base, alpha=float(s["alpha"].median()))
+        for n in names:
+            row[f"score_{n}"] = float(s[f"sn_digital_{n}"].median())
+        for c in lat_cols:
+            row[c] = float(s[c].median())
+        row["score_1d_analog"] = float(s["sn_score_1d"].median())
+        row["avm"] = float(s["sn_avm"].median())
+        rows.append(row)
+        if standalone.empty:
+            continue
+        st = standalone[(standalone["objective"] == objective) & (standalone["method"] == method)]
+        if st.empty:
+            continue
+        trow = dict(base, method=f"{method} (T)", alpha=float("nan"))
+        for n in names:
+            trow[f"score_{n}"] = float(st[st["task"] == n]["digital_score"].median())
+        for c in lat_cols:
+            trow[c] = row[c]
+        per_seed = st.groupby("seed")[["score_1d", "avm"]].mean()
+        trow["score_1d_analog"] = float(per_seed["score_1d"].median())
+        trow["avm"] = float(per_seed["avm"].median())
+        rows.append(trow)
+    return pd.DataFrame(rows)
+
+
+def run_search(path_or_cfg: str | Path | SearchConfig, out: str | Path | None = None, new: bool = False,
+               progress: bool = True, plots: bool = True, stop_after: int | None = None) -> SearchResult:
+    """Run (or resume) every (objective, method, seed) of a search file; write tables and figures.
+
+    ``stop_after``: at most this many new trials per run in this call (for tests of resuming).
+    """
+    t_start = time.perf_counter()
+    cfg = path_or_cfg if isinstance(path_or_cfg, SearchConfig) else load_search(path_or_cfg)
+    out = Path(out) if out is not None else Path("runs") / "search" / cfg.name
+    tasks = load_tasks(cfg, cfg.methods)
+    if new and out.exists():
+        import shutil
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cost = HardwareCost(cfg.platform)
+    nets = train_supernets(cfg, tasks, out, progress)
+    space = SearchSpace(nets, tasks)
+    cost.check_space(space)
+    from analogmed.search.importance import block_importance, task_similarity
+
+    importances = [block_importance(n) for n in nets]
+    sigma = task_similarity(nets, importances)
+    imp_rows = [dict(r, task=k, sigma=sigma[(r["level"], r["op"])],
+                     level_latency_ms=cost.level_cost(space, r["level"], r["op"]))
+                for k, imp in zip(space.keys, importances) for r in imp.to_rows()]
+    _csv(pd.DataFrame(imp_rows), out / "importance.csv")
+
+    store = SearchStore(out / "search.sqlite")
+    setup = cfg.fingerprint("tasks", "supernet", "analog", "seed", "split", "platform")
+    store.set_meta(name=cfg.name, setup=setup, config=cfg.model_dump_json())
+    evaluator = Evaluator(space, cost, store, setup, cfg.analog, cfg.seed, cfg.split)
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / 'optuna.sqlite').resolve()}",
+                                         engine_kwargs={"connect_args": {"timeout": 60}})
+    frames, run_rows = [], []
+    try:
+        for objective in cfg.objectives:
+            for method in cfg.methods:
+                for seed in cfg.seeds:
+                    study = run_one(cfg, objective, method, seed, space, evaluator, storage, importances, sigma,
+                                    lambda lv, o: cost.level_cost(space, lv, o), progress, stop_after)
+                    df = _trials_frame(study, objective, method, seed, space.depth)
+                    frames.append(df)
+                    run_rows.append({"objective": objective, "method": method, "seed": seed, "trials": len(df),
+                                     "wall_s": float(df["trial_s"].sum()) if len(df) else 0.0})
+        trials = pd.concat(frames, ignore_index=True)
+        _csv(trials, out / "trials.csv")
+        runs = pd.DataFrame(run_rows)
+        _csv(runs, out / "runs.csv")
+        complete = all(r["trials"] >= cfg.budget for r in run_rows)
+        hv, selected, standalone, tables = _summaries(cfg, space, evaluator, store, trials, complete, progress)
+        _csv(hv, out / "hypervolume.csv")
+        _csv(selected, out / "selected.csv")
+        _csv(standalone, out / "standalone.csv")
+        for obj, tab in tables.items():
+            _csv(tab, out / f"table-{obj}.csv")
+            write_text_atomic(out / f"table-{obj}.md", markdown_table(tab) + "\n")
+        figures = []
+        if plots and complete:
+            from analogmed.plots.search import plot_fronts, plot_hypervolume
+
+            for obj in cfg.objectives:
+                figures += plot_hypervolume(hv[hv["objective"] == obj], out / f"hv-{obj}", obj)
+                figures += plot_fronts(trials[trials["objective"] == obj], out / f"front-{obj}", obj,
+                                       cfg.platform)
+    finally:
+        store.close()
+    return SearchResult(out, trials, hv, selected, standalone, tables, runs, figures, evaluator.n_computed,
+                        time.perf_counter() - t_start)
+
+
+def latency_reference(space, cost: HardwareCost) -> float:
+    """The hypervolume's latency reference: 1.1 x the slowest architecture of the space (ms)."""
+    return 1.1 * max(cost.encoding_cost(space, key)[0] for key in space.enumerate())
+
+
+def _summaries(cfg, space, evaluator, store, trials, complete, progress):
+    lat_ref = latency_reference(space, evaluator.cost)
+    hv_rows = []
+    for (obj, method, seed), df in trials.groupby(["objective", "method", "seed"], sort=False):
+        df = df.sort_values("n")
+        curve = hypervolume_curve(df["alpha"], df["latency_ms"], 0.0, lat_ref)
+        hv_rows += [{"objective": obj, "method": method, "seed": seed, "n": n, "hypervolume": h,
+                     "lat_ref_ms": lat_ref} for n, h in zip(df["n"], curve)]
+    hv = pd.DataFrame(hv_rows)
+    costs = {p: (evaluator.cost if p == cfg.platform else HardwareCost(p)) for p in ALL_PLATFORMS}
+    sel_rows = []
+    for (obj, method, seed), df in trials.groupby(["objective", "method", "seed"], sort=False):
+        s = select(df, cfg.select.max_latency_ms)
+        enc = tuple(s["encoding"].split("-"))
+        analog = evaluator.evaluate(enc, "analog")  # 1-day score / AVM of the sub-network for every objective
+        row = {"objective": obj, "method": method, "seed": seed, "label": s["label"], "encoding": s["encoding"],
+               "n": int(s["n"]), "alpha": float(s["alpha"]), "latency_ms": float(s["latency_ms"]),
+               "sn_score_1d": analog["score_1d"], "sn_avm": analog["avm"], "on_front":
+               bool(pareto_mask(df["alpha"], df["latency_ms"])[df.index.get_loc(s.name)])}
+        for i, k in enumerate(space.keys):
+            row[f"alpha_{k}"] = float(s[f"alpha_{k}"])
+            row[f"sn_digital_{k}"] = evaluator.task_eval(enc, "digital", i)["alpha"]
+        row.update(platform_latencies(space, enc, costs))
+        sel_rows.append(row)
+    selected = pd.DataFrame(sel_rows)
+    st_rows = []
+    if cfg.standalone.enabled and complete:
+        methods = cfg.standalone.methods or cfg.methods
+        todo = selected[selected["method"].isin(methods)]
+        jobs = [(r, i) for _, r in todo.iterrows() for i in range(len(space.tasks))]
+        for r, i in tqdm(jobs, desc="stand-alone (T)", disable=not progress or None, leave=False):
+            res = standalone_eval(cfg, space, store, r["label"], i)
+            st_rows.append({"objective": r["objective"], "method": r["method"], "seed": r["seed"],
+                            "label": r["label"], "task": space.keys[i], **res})
+    standalone = pd.DataFrame(st_rows)
+    tables = {obj: comparison_table(cfg, space, selected, standalone, obj) for obj in cfg.objectives}
+    return hv, selected, standalone, tables
+
+
+def open_search(path: str | Path) -> dict[str, Any]:
+    """Stored tables of a search folder (``trials``, ``hypervolume``, ``selected``, ``standalone``)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"search folder {p} does not exist; run `analogmed search run FILE.toml` first")
+    out = {}
+    for name in ("trials", "hypervolume", "selected", "standalone", "runs"):
+        f = p / f"{name}.csv"
+        out[name] = pd.read_csv(f) if f.is_file() and f.stat().st_size > 1 else pd.DataFrame()
+    return out
+
+
+__all__ = ["SearchResult", "comparison_table", "latency_reference", "load_tasks", "open_search", "run_search",
+           "select", "standalone_eval", "train_supernets"]

@@ -1,0 +1,235 @@
+"""The fast analog engine (analogmed.analog.fast) against aihwkit's torch tile, and its fused kernel."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from analogmed.analog import drift, load_preset, program, to_analog
+from analogmed.analog import fast_kernel as fk
+from analogmed.analog.fast import FastEngine, _fold, fast_engine
+from analogmed.evaluate.robustness import DAY, MONTH, YEAR, drift_study, summarize
+from analogmed.paths import data_dir
+
+
+def _preset(tmp_path, name: str, **subs) -> str:
+    """A copy of hardware/pcm.toml with some `key = value` lines replaced."""
+    text = (data_dir("hardware") / "pcm.toml").read_text()
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=")[0].strip()
+        lines.append(f"{key} = {subs[key]}" if key in subs and "=" in line else line)
+    path = tmp_path / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _analog(module: nn.Module, preset, input_range: float = 2.0) -> nn.Module:
+    a = to_analog(nn.Sequential(module).eval(), preset)
+    for tile in a.analog_tiles():
+        if tile.input_range is not None:
+            tile.input_range.data[:] = input_range
+    return a
+
+
+#: (digital layer, input) for every layer type we convert; sizes force split tiles (100 rows, 24 cols).
+LAYERS = [
+    (lambda: nn.Linear(150, 40), (6, 30, 150)),
+    (lambda: nn.Conv1d(20, 30, 3, padding=1), (4, 20, 40)),
+    (lambda: nn.Conv2d(20, 30, 3, padding=1), (4, 20, 12, 12)),
+    (lambda: nn.Conv2d(13, 30, 3, stride=2, dilation=2, padding=2), (4, 13, 16, 16)),
+    (lambda: nn.Conv3d(13, 30, 3, padding=1), (2, 13, 8, 8, 8)),
+    (lambda: nn.ConvTranspose2d(150, 7, 2, 2), (4, 150, 8, 8)),
+    (lambda: nn.ConvTranspose2d(30, 7, 3, 2, padding=1, output_padding=1), (4, 30, 8, 8)),
+    (lambda: nn.ConvTranspose3d(150, 7, 2, 2), (2, 150, 4, 4, 4)),
+]
+
+
+@pytest.mark.parametrize("make, shape", LAYERS, ids=[
+    "linear", "conv1d", "conv2d", "conv2d-dilated", "conv3d", "convT2d-k2s2", "convT2d-k3s2", "convT3d"])
+def test_noise_off_equals_aihwkit_within_one_adc_step(make, shape, tmp_path):
+    torch.manual_seed(0)
+    preset = _preset(tmp_path, "quiet", out_noise="0.0", tile_rows="100", tile_cols="24")
+    a = _analog(make(), preset)
+    assert sum(1 for _ in a.analog_tiles()) > 1  # split tiles
+    program(a, 1)
+    drift(a, DAY, 2)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        ref = a(x)
+        with fast_engine(a) as eng:
+            out = a(x)
+    assert not eng.notes
+    fo = _fold(a[0])
+    lsb = fo.out_step * max(float(t.scale.abs().max()) for t in fo.tiles) * len(fo.tiles)
+    diff = (out - ref).abs()
+    assert float(diff.max()) <= lsb + 1e-5
+    assert int((diff > 1e-4 * lsb).sum()) <= max(1, math.ceil(1e-4 * diff.numel()))
+
+
+def _error_stats(a: nn.Module, digital: nn.Module, x: torch.Tensor, fast: bool) -> np.ndarray:
+    with torch.no_grad():
+        ref = digital(x)
+        if fast:
+            with fast_engine(a):
+                err = a(x) - ref
+        else:
+            err = a(x) - ref
+    return err.flatten().numpy()
+
+
+@pytest.mark.parametrize("t_s", [1.0, DAY, YEAR], ids=["1s", "1d", "1y"])
+def test_noise_on_error_statistics_match_aihwkit(t_s):
+    """PCM noise: output-error std and mean |error| within 3 % of aihwkit's, for one programmed instance
+    read many times and for 150 independently programmed instances (different seeds per engine)."""
+    torch.manual_seed(0)
+    digital = nn.Sequential(nn.Linear(64, 32)).eval()
+    a = _analog(digital[0], "pcm", input_range=3.0)
+    x = torch.randn(64, 64)
+    # the same instance: only output noise differs between the reads
+    program(a, 7)
+    drift(a, t_s, 8)
+    ea = np.concatenate([_error_stats(a, digital, x, fast=False) for _ in range(20)])
+    ef = np.concatenate([_error_stats(a, digital, x, fast=True) for _ in range(20)])
+    assert ef.std() == pytest.approx(ea.std(), rel=0.03)
+    assert np.abs(ef).mean() == pytest.approx(np.abs(ea).mean(), rel=0.03)
+    # independent instances: aihwkit on seeds 1000+i, fast on seeds 5000+i
+    ea, ef = [], []
+    for i in range(150):
+        for base, out, fast in ((1000, ea, False), (5000, ef, True)):
+            program(a, base + i)
+            drift(a, t_s, base + i)
+            out.append(_error_stats(a, digital, x, fast))
+    ea, ef = np.concatenate(ea), np.concatenate(ef)
+    assert ef.std() == pytest.approx(ea.std(), rel=0.03)
+    assert np.abs(ef).mean() == pytest.approx(np.abs(ea).mean(), rel=0.03)
+
+
+def test_drift_compensation_alpha_and_scales_are_aihwkit_s():
+    torch.manual_seed(0)
+    a = _analog(nn.Conv2d(4, 8, 3), "pcm")
+    program(a, 3)
+    drift(a, MONTH, 4)
+    tile = next(a.analog_tiles())
+    assert float(tile.alpha) != 1.0  # global drift compensation is active at 30 d
+    want = tile.input_range.detach() * tile.get_mapping_scales() * tile.alpha
+    torch.testing.assert_close(_fold(a[0]).tiles[0].scale, want, rtol=1e-6, atol=0)
+
+
+def test_same_seed_same_output_and_kernel_equals_torch_fallback(monkeypatch):
+    torch.manual_seed(0)
+    a = _analog(nn.Conv2d(6, 12, 3, padding=1), "pcm")
+    program(a, 1)
+    drift(a, DAY, 1)
+    x = torch.randn(2, 6, 16, 16)
+    outs = []
+    for no_kernel in ("0", "1", "0"):
+        monkeypatch.setenv("ANALOGMED_NO_KERNEL", no_kernel)
+        with torch.no_grad(), fast_engine(a):
+            torch.manual_seed(42)
+            outs.append(a(x))
+    assert fk.kernel_status().startswith("kernel" if fk.load_kernel() is not None else "torch")
+    torch.testing.assert_close(outs[0], outs[2], rtol=0, atol=0)  # seeded
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)  # kernel == plain-torch fallback
+    with torch.no_grad(), fast_engine(a):
+        torch.manual_seed(43)
+        assert not torch.equal(a(x), outs[0])
+
+
+def test_fused_pass_definition_and_generator():
+    y = torch.randn(3, 5, 7, 11) * 4
+    scale, bias = torch.rand(5) + 0.5, torch.randn(5)
+    acc = torch.randn_like(y)
+    step, bound = 2 * 10 / 254, 10.0
+    for sigma in (0.0, 0.04):
+        for inner in (77, 1):  # channel-first (convs) and channel-last (Linear) layouts
+            for ac in (None, acc):
+                a = fk.fused_out(y, None if ac is None else ac.clone(), scale, bias, inner, sigma, step, bound, 9)
+                b = fk.fused_out_torch(y, None if ac is None else ac.clone(), scale, bias, inner, sigma, step, bound, 9)
+                assert torch.equal(a, b)
+    x = torch.randn(4, 300) * 3
+    ir = torch.tensor([2.5])
+    for perfect in (False, True):
+        assert torch.equal(fk.dac(x, ir, perfect, 2 / 254, 1.0), fk.dac_torch(x, ir, perfect, 2 / 254, 1.0))
+    noise = 0.04 * fk.gaussian(y.numel(), 9).view_as(y)
+    v = (torch.round((y + noise) / step) * step).clamp(-bound, bound)
+    want = acc + v * scale.view(1, 5, 1, 1) + bias.view(1, 5, 1, 1)
+    torch.testing.assert_close(fk.fused_out_torch(y, acc.clone(), scale, bias, 77, 0.04, step, bound, 9), want)
+    g = fk.gaussian(400_000, 3).double()
+    assert abs(g.mean()) < 0.005 and g.std() == pytest.approx(1.0, abs=0.005)
+    assert g.abs().mean() == pytest.approx(math.sqrt(2 / math.pi), abs=0.005)
+    assert stats.kstest(g[:20000].numpy(), "norm").pvalue > 0.01
+
+
+def test_unsupported_settings_fall_back_to_aihwkit_with_a_note(tmp_path, capsys):
+    preset = _preset(tmp_path, "nm", noise_management='"abs_max"')
+    a = _analog(nn.Linear(10, 4), preset)
+    program(a, 1)
+    drift(a, DAY, 1)
+    x = torch.randn(3, 10)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        ref = a(x)
+        eng = FastEngine(a)
+        torch.manual_seed(1)
+        out = a(x)
+        eng.remove()
+    assert list(eng.notes.values()) == ["noise management"]
+    assert "runs on aihwkit (noise management)" in capsys.readouterr().err
+    assert torch.equal(out, ref)
+
+
+def test_ideal_preset_is_digital():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(8, 4, 2, 2), nn.Flatten(),
+                      nn.Linear(4 * 16 * 16, 5)).eval()
+    a = to_analog(m, load_preset("ideal"))
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad(), fast_engine(a):
+        torch.testing.assert_close(a(x), m(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from analogmed.data import get_task
+    from analogmed.space.architecture import Architecture
+    from analogmed.train import TrainConfig, train_model
+
+    task = get_task("synthetic-2d", size=32, seed=0, n_train=16, n_val=4, n_test=4)
+    arch = Architecture.from_label("C8-E16", spatial_dims=2, in_channels=1, out_channels=task.num_classes)
+    ckpt = train_model({"family": "space", "arch": arch.to_dict()}, task,
+                       TrainConfig(epochs=20, lr=1e-2, seed=0, progress=False, device="cpu", val_every=0))
+    return ckpt, task
+
+
+def test_drift_study_engines_agree_and_ideal_is_digital(tiny):
+    """Both engines on the same seeds: the 1-day scores agree (Welch t-test p > 0.05, std within a factor
+    1.5), rows record the engine and variation; the ideal preset reproduces the digital score."""
+    ckpt, task = tiny
+    kw = dict(times_s=[1.0, DAY, MONTH], repeats=10, seed=1, progress=False)
+    fast = drift_study(ckpt.model, task, "pcm", engine="fast", **kw)
+    ref = drift_study(ckpt.model, task, "pcm", engine="aihwkit", **kw)
+    assert set(fast["engine"]) == {"fast"} and set(ref["engine"]) == {"aihwkit"}
+    assert set(fast["variation"]) == {"instances"}
+    f1d = fast.loc[fast["t_inference_s"] == DAY, "score"].to_numpy()
+    r1d = ref.loc[ref["t_inference_s"] == DAY, "score"].to_numpy()
+    assert stats.ttest_ind(f1d, r1d, equal_var=False).pvalue > 0.05
+    assert 1 / 1.5 < f1d.std(ddof=1) / r1d.std(ddof=1) < 1.5
+    assert abs(f1d.mean() - r1d.mean()) < 0.02
+    s = summarize(fast).iloc[0]
+    assert s["avm_pct"] == pytest.approx(100 * s["avm"]) and s["engine"] == "fast"
+    ideal = drift_study(ckpt.model, task, "ideal", [1.0, YEAR], repeats=1, progress=False, engine="fast")
+    assert np.allclose(ideal["score"], ideal["digital_score"], atol=1e-6)
+
+
+def test_reads_variation_programs_one_instance(tiny):
+    ckpt, task = tiny
+    df = drift_study(ckpt.model, task, "pcm", [1.0, DAY, MONTH], repeats=3, seed=2, progress=False,
+                     variation="reads")
+    assert df["program_seed"].nunique() == 1 and set(df["variation"]) == {"reads"}
+    assert df.loc[df["t_inference_s"] == DAY, "score"].nunique() > 1  # reads still vary
+    assert summarize(df).iloc[0]["variation"] == "reads"
