@@ -123,13 +123,18 @@ def report(
     from analogmed.nasbench.api import load
     from analogmed.nasbench.report import format_report, nasbench_report, write_report
 
+    from analogmed.io import check_output_dir, output_set
+
+    check_output_dir(out)
     b = load(bench)
     rep = nasbench_report(b, preset=preset, task=task)
-    paths = write_report(rep, out)
-    if figures:
-        from analogmed.plots.nasbench import plot_report
+    with output_set(out) as stage:  # report files and figures appear together or not at all
+        paths = write_report(rep, stage)
+        if figures:
+            from analogmed.plots.nasbench import plot_report
 
-        paths += plot_report(b, rep, out)
+            paths += plot_report(b, rep, stage)
+    paths = [out / p.relative_to(stage) for p in paths]
     typer.echo(format_report(rep))
     for p in paths:
         typer.echo(f"wrote {p}")

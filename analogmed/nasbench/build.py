@@ -423,6 +423,9 @@ def build_benchmark(bench: BenchConfig | str | Path, out: str | Path | None = No
     if len({s.task.name for s in spaces}) != len(spaces):
         raise UserError("the build file lists the same task twice; remove the duplicate [[tasks]] table")
     sdir = bench_dir_for(cfg, out)
+    from analogmed.io import check_output_dir
+
+    check_output_dir(sdir, "build folder")
     db = sdir / DB_NAME
     config_blob = {**cfg.model_dump(), "engine_resolved": engine, "times_resolved": list(times),
                    "platforms_resolved": platforms, "presets_resolved": pnames}
@@ -470,6 +473,11 @@ def build_benchmark(bench: BenchConfig | str | Path, out: str | Path | None = No
                                 sp.task.image_size)
                 all_jobs.append((ti, a, variant, {**base, "task_spec": dict(sp.task.spec), "arch": a.to_dict(),
                                                   "variant": variant, "train_seed": tseed}))
+        # the stand-alone candidates first (their supernet job, then each seed), so a build stopped early
+        # still has complete ranking-check triples; then the other candidates in sampling order
+        sa_ids = {(ti, a.id) for ti, sp in enumerate(spaces) for a in sp.standalone}
+        order = {(ti, a.id): i for ti, sp in enumerate(spaces) for i, a in enumerate(sp.standalone)}
+        all_jobs.sort(key=lambda j: (0, order[(j[0], j[1].id)]) if (j[0], j[1].id) in sa_ids else (1, 0))
         done = done_jobs(store, len(presets))
         jobs = [j for j in all_jobs if (model_key(j[1], j[2]), spaces[j[0]].task.name) not in done]
         n_skip = len(all_jobs) - len(jobs)

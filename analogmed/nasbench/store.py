@@ -12,8 +12,8 @@
 
 :func:`export_benchmark` writes ``<stem>.parquet`` (benchmark), ``<stem>-rows.parquet`` (rows) and
 ``<stem>.json`` (metadata: ``format``, ``format_version``, space, tasks, presets, seeds, drift grid,
-engine, supernets, package versions, row counts), each atomically; the JSON is written last, so a
-benchmark without its JSON is incomplete and is not loaded.
+engine, supernets, package versions, row counts), all three together or none
+(:func:`analogmed.io.output_set`).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def benchmark_tables(store) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows["variant"] = [info.loc[k, "variant"] for k in zip(rows["model_key"], rows["task"], rows["preset"])]
     rows["engine"] = [info.loc[k, "engine"] for k in zip(rows["model_key"], rows["task"], rows["preset"])]
     rows = rows.drop(columns=["model_group"], errors="ignore")
-    s = summarize(rows.assign(model_id=rows["model_key"]))
+    s = summarize(rows.drop(columns=["engine", "variation"], errors="ignore").assign(model_id=rows["model_key"]))
     s = s.rename(columns={"model_id": "model_key"})
     models = pd.read_sql_query("SELECT model_key, label, spec FROM models", store.conn)
     archs = {k: json.loads(v)["arch"] for k, v in zip(models["model_key"], models["spec"])}
@@ -107,7 +107,7 @@ def _package_versions() -> dict[str, str]:
 def export_benchmark(path: str | Path, dest: str | Path | None = None) -> Path:
     """Write the benchmark of a build (see :func:`open_build`) to ``dest`` (``.parquet``; default
     ``<build dir>/<name>.parquet``) with ``-rows.parquet`` and ``.json`` beside it. Returns the JSON path."""
-    from analogmed.io import atomic_path, write_text_atomic
+    from analogmed.io import check_output_file, output_set
 
     with open_build(path) as store:
         table, rows = benchmark_tables(store)
@@ -118,6 +118,7 @@ def export_benchmark(path: str | Path, dest: str | Path | None = None) -> Path:
     dest = Path(dest) if dest is not None else db.parent / f"{name}.parquet"
     if dest.suffix != ".parquet":
         raise UserError(f"export file {dest}: give a .parquet name (the JSON metadata is written beside it)")
+    check_output_file(dest, "benchmark file")
     supernets = json.loads(meta.get("supernets", "{}"))
     metadata = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": name,
@@ -152,13 +153,11 @@ def export_benchmark(path: str | Path, dest: str | Path | None = None) -> Path:
                     "hermes_*": "IBM HERMES four-phase (hermes_1p_*: one-phase) tiles, MVMs, ms, mJ per inference"},
         "versions": _package_versions(),
     }
-    with atomic_path(dest) as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(dest.with_name(f"{dest.stem}-rows.parquet")) as tmp:
-        rows.to_parquet(tmp, index=False)
-    out = dest.with_suffix(".json")
-    write_text_atomic(out, json.dumps(metadata, indent=1, sort_keys=True, default=str))
-    return out
+    with output_set(dest.parent) as stage:  # the three files appear together or not at all
+        table.to_parquet(stage / dest.name, index=False)
+        rows.to_parquet(stage / f"{dest.stem}-rows.parquet", index=False)
+        (stage / f"{dest.stem}.json").write_text(json.dumps(metadata, indent=1, sort_keys=True, default=str))
+    return dest.with_suffix(".json")
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "VOLATILE_COLUMNS", "benchmark_tables", "export_benchmark", "open_build"]
