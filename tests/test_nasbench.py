@@ -239,3 +239,19 @@ def test_bad_output_locations(built, tmp_path):
     assert "existing folder" in _err(export_benchmark, root / "b", tmp_path / "d.parquet")
     assert "parquet" in _err(export_benchmark, root / "b", tmp_path / "x.csv")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_shipped_benchmark_loads_by_name():
+    from analogmed.nasbench import list_benchmarks
+
+    assert "nasbench-mni152-2d" in list_benchmarks()
+    bench = load("nasbench-mni152-2d")
+    t = bench.table(preset="pcm")
+    assert bench.meta["format_version"] == 1 and bench.meta["repetitions"] == 5 and len(bench) >= 100
+    assert t["score_1d_mean"].between(0, 1).all() and np.allclose(t["avm"], t["score_1s"] - t["score_30d"])
+    a = t.iloc[0]
+    assert bench.query(a["label"], metric="latency_ms", platform="raspberry-pi3") == a["latency_ms@raspberry-pi3"]
+    rows = bench.rows()
+    r1d = rows[(rows["model_key"] == a["arch_id"]) & (rows["t_inference_s"] == 86400.0)]
+    assert len(r1d) == 5 and r1d["score"].mean() == pytest.approx(a["score_1d_mean"])
+    assert len(bench.table(variant="standalone-s0")) == len(bench.table(variant="standalone-s1")) == 30
