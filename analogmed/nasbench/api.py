@@ -3,7 +3,7 @@
 ```python
 import analogmed.nasbench as nb
 bench = nb.load("mni152-2d")                     # shipped name, a .json / .parquet path or a build folder
-bench.query("C8-E16-Id", metric="score_1d_mean", preset="pcm")
+bench.query("D8-A16-F32-Id", metric="score_1d_mean", preset="pcm")
 bench.query("arch-0123456789ab", metric="latency_ms", platform="raspberry-pi3")
 bench.table()                                    # pandas: one row per (task, candidate, preset)
 bench.pareto(["score_1d_mean", "latency_ms@raspberry-pi3"], preset="pcm")
