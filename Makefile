@@ -16,4 +16,5 @@ demo: $(STAMP)
 	$(VENV)/bin/analogmed demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check analogmed tests scripts
 	$(PY) -m pytest

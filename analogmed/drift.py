@@ -45,6 +45,11 @@ def run_drift(checkpoint, preset: str, times_s: Sequence[float] = DEFAULT_TIMES_
     check_output_dir(out_dir)
     if int(repeats) < 1:
         raise UserError(f"--repeats {repeats} is invalid; use at least 1 hardware instance")
+    from analogmed.analog.fast import check_engine
+    from analogmed.evaluate.robustness import check_variation
+
+    check_engine(engine)
+    check_variation(variation)
     times = check_times(times_s)
     preset_obj = load_preset(preset)
     preset_obj.check_times(times)

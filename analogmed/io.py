@@ -74,7 +74,8 @@ def _check_parent(path: Path, what: str) -> None:
     """The folders above ``path`` are (or can be created as) writable folders."""
     parent = _nearest_existing(path.parent if path.parent != path else path)
     if not parent.is_dir():
-        raise UserError(f"{what} {path}: {parent} is a file, not a folder; choose a path inside a folder")
+        raise UserError(f"{what} {path}: {parent} is a file, so it is not a writable folder; "
+                        f"choose a path inside a folder")
     if not _writable_dir(parent):
         raise UserError(f"{what} {path}: folder {parent} is not writable; choose a writable location")
 
@@ -111,7 +112,7 @@ def check_output_dir(path: str | os.PathLike | None, what: str = "output folder"
         return None
     path = Path(path)
     if os.path.lexists(path) and not path.is_dir():
-        raise UserError(f"{what} {path} is an existing file; give a folder (a new or existing directory)")
+        raise UserError(f"{what} {path} exists and is not a folder (a file is there); give a new or existing folder")
     if path.is_dir():
         if not _writable_dir(path):
             raise UserError(f"{what} {path} is not writable; choose a writable location")

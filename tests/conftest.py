@@ -1,5 +1,4 @@
 """Shared test set-up: one CPU thread per test process, a private cache dir, fixed seeds."""
-import os
 
 import pytest
 import torch

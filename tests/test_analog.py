@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from aihwkit.nn import AnalogConv2d, AnalogLinear
 from torch import nn
 
 from analogmed.analog import (conversion_report, digital_mvm_layers, drift, list_presets, load_preset, program,
                               to_analog)
 from analogmed.analog.layers import (AnalogConv1dTorch, AnalogConv3dTorch, AnalogConvTranspose2d,
-                                     AnalogConvTranspose3d, SplitMultiheadAttention, im2col)
+                                     SplitMultiheadAttention, im2col)
 from analogmed.errors import UserError
 
 
@@ -37,7 +36,9 @@ def test_shipped_presets_load_and_map_to_rpu_configs():
     assert type(load_preset("hermes").rpu_config().noise_model).__name__ == "HermesNoiseModel"
     assert load_preset("hermes").tile_rows == 256
     hwa = load_preset("pcm").rpu_config(hwa=True)
-    assert hwa.modifier.std_dev == 0.06 and hwa.modifier.type.name == "ADD_NORMAL"
+    # pcm's recipe (docs/hwa.md): the preset's own PCM instances at 30 d as training noise
+    assert hwa.simulator_tile_class.__name__ == "PresetNoiseSimulatorTile" and hwa.modifier.type.name == "NONE"
+    assert hwa.modifier.pcm_t_inference == 2_592_000.0
 
 
 def test_preset_from_user_path_and_bad_presets(tmp_path):
@@ -67,7 +68,8 @@ def test_preset_from_user_path_and_bad_presets(tmp_path):
 
 # --- the project's layers ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (3, 2, 0, 1), (2, 1, 1, 2), ((3, 1, 2), (1, 2, 1), (1, 0, 1), (1, 1, 2))])
+@pytest.mark.parametrize("k,s,p,d", [(3, 1, 1, 1), (3, 2, 0, 1), (2, 1, 1, 2),
+                                     ((3, 1, 2), (1, 2, 1), (1, 0, 1), (1, 1, 2))])
 def test_im2col_matches_conv3d(k, s, p, d):
     torch.manual_seed(0)
     conv = nn.Conv3d(3, 4, k, stride=s, padding=p, dilation=d, bias=False)

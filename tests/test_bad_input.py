@@ -89,9 +89,10 @@ def fx(tmp_path_factory):
     con.close()
     ro = d / "ro"
     ro.mkdir()
-    shutil.copy(d / "done" / "results.sqlite", d / "rostore.sqlite")
+    (d / "rostore").mkdir()
+    shutil.copy(d / "done" / "results.sqlite", d / "rostore" / "results.sqlite")
     ok = _set_readonly(ro, True)
-    ok_store = _set_readonly(d / "rostore.sqlite", True)
+    ok_store = _set_readonly(d / "rostore" / "results.sqlite", True)
     http_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
     threading.Thread(target=http_srv.serve_forever, daemon=True).start()
     silent = socket.socket()
@@ -107,7 +108,7 @@ def fx(tmp_path_factory):
     http_srv.shutdown()
     silent.close()
     _set_readonly(ro, False)
-    _set_readonly(d / "rostore.sqlite", False)
+    _set_readonly(d / "rostore" / "results.sqlite", False)
 
 
 def _snapshot(*folders: Path) -> dict[str, tuple]:
@@ -160,19 +161,19 @@ CASES = [
     ("train-out-under-file", ["train", "--task", "synthetic-2d", "--out", "{d}/afile/m.pt"], "is a file"),
     ("train-out-sys", ["train", "--task", "synthetic-2d", "--out", "/sys/analogmed/m.pt"], "not writable"),
     ("train-out-ro", ["train", "--task", "synthetic-2d", "--out", "{ro}/m.pt"], "not writable"),
-    ("drift-out-file", ["drift", *CK, "--out", "{d}/afile"], "existing file"),
+    ("drift-out-file", ["drift", *CK, "--out", "{d}/afile"], "not a folder"),
     ("drift-out-under-file", ["drift", *CK, "--out", "{d}/afile/x"], "is a file"),
     ("drift-out-sys", ["drift", *CK, "--out", "/sys/analogmed-drift"], "not writable"),
     ("drift-out-ro", ["drift", *CK, "--out", "{ro}/x"], "not writable"),
-    ("uq-out-file", ["uq", *CK, "--out", "{d}/afile"], "existing file"),
+    ("uq-out-file", ["uq", *CK, "--out", "{d}/afile"], "not a folder"),
     ("uq-out-under-file", ["uq", *CK, "--out", "{d}/afile/x"], "is a file"),
     ("uq-out-ro", ["uq", *CK, "--out", "{ro}"], "not writable"),
-    ("demo-out-file", ["demo", "--out", "{d}/afile"], "existing file"),
+    ("demo-out-file", ["demo", "--out", "{d}/afile"], "not a folder"),
     ("demo-out-under-file", ["demo", "--out", "{d}/afile/x"], "is a file"),
     ("demo-out-ro", ["demo", "--out", "{ro}/demo"], "not writable"),
     ("arch-sample-under-file", ["arch", "sample", "--out", "{d}/afile/a.json"], "is a file"),
     ("arch-sample-out-dir", ["arch", "sample", "--out", "{d}/adir"], "existing folder"),
-    ("arch-sample-many-file", ["arch", "sample", "--count", "2", "--out", "{d}/afile"], "existing file"),
+    ("arch-sample-many-file", ["arch", "sample", "--count", "2", "--out", "{d}/afile"], "not a folder"),
     ("arch-sample-ro", ["arch", "sample", "--out", "{ro}/a.json"], "not writable"),
     ("bench-json-dir", ["bench", "--json", "{d}/adir"], "existing folder"),
     ("bench-json-under-file", ["bench", "--json", "{d}/afile/b.json"], "is a file"),
@@ -181,17 +182,17 @@ CASES = [
     ("export-out-under-file", ["study", "export", "{db}", "-o", "{d}/afile/x.csv"], "is a file"),
     ("export-out-ro", ["study", "export", "{db}", "-o", "{ro}/x.csv"], "not writable"),
     ("export-out-format", ["study", "export", "{db}", "-o", "x.txt"], "unknown format"),
-    ("plot-out-file", ["plot", "{db}", "--out", "{d}/afile"], "existing file"),
+    ("plot-out-file", ["plot", "{db}", "--out", "{d}/afile"], "not a folder"),
     ("plot-out-under-file", ["plot", "{db}", "--out", "{d}/afile/figs"], "is a file"),
     ("plot-out-ro", ["plot", "{db}", "--out", "{ro}/figs"], "not writable"),
     ("supernet-train-out-dir", ["supernet", "train", "--task", "synthetic-2d", "--out", "{d}/adir"], "existing folder"),
     ("supernet-subnet-under-file", ["supernet", "subnet", "--arch", "{d}/arch.json", "--out", "{d}/afile/s.pt"],
      "is a file"),
-    ("lut-build-out-file", ["lut", "build", "--out", "{d}/afile"], "existing file"),
+    ("lut-build-out-file", ["lut", "build", "--out", "{d}/afile"], "not a folder"),
     ("lut-check-json-dir", ["lut", "check", "--json", "{d}/adir"], "existing folder"),
-    ("study-run-out-file", ["study", "run", "{study}", "--out", "{d}/afile", *STUDY_FAST], "existing file"),
+    ("study-run-out-file", ["study", "run", "{study}", "--out", "{d}/afile", *STUDY_FAST], "not a folder"),
     ("study-run-out-ro", ["study", "run", "{study}", "--out", "{ro}/s", *STUDY_FAST], "not writable"),
-    ("mednasbench-out-file", ["arch", "mednasbench", "{d}/arch.json", "--out", "{d}/afile"], "existing file"),
+    ("mednasbench-out-file", ["arch", "mednasbench", "{d}/arch.json", "--out", "{d}/afile"], "not a folder"),
     # --- corrupted, foreign or read-only results stores
     ("status-corrupt", ["study", "status", "{d}/corrupt"], "damaged"),
     ("status-garbage", ["study", "status", "{d}/garbage.sqlite"], "damaged"),
@@ -200,7 +201,9 @@ CASES = [
     ("export-corrupt", ["study", "export", "{d}/corrupt", "-o", "x.csv"], "damaged"),
     ("plot-corrupt", ["plot", "{d}/corrupt/results.sqlite", "--out", "figs"], "damaged"),
     ("run-corrupt", ["study", "run", "{study}", "--out", "{d}/corrupt", *STUDY_FAST], "damaged"),
-    ("run-ro-store", ["study", "run", "{study}", "--out", "{ro}", *STUDY_FAST], "not writable"),
+    ("run-ro-folder", ["study", "run", "{study}", "--out", "{ro}", *STUDY_FAST], "not writable"),
+    ("run-ro-store", ["study", "run", "{study}", "--out", "{d}/rostore", *STUDY_FAST], "read-only"),
+    ("plot-ro-store-default-out", ["plot", "{d}/rostore/results.sqlite", "--out", "{ro}/f"], "not writable"),
     # --- Dask scheduler addresses (loopback only)
     ("scheduler-garbage", ["study", "run", "{study}", "--scheduler", "garbage", *STUDY_FAST], "scheduler"),
     ("scheduler-bad-port", ["study", "run", "{study}", "--scheduler", "tcp://127.0.0.1:http", *STUDY_FAST],
@@ -252,6 +255,13 @@ CASES = [
     ("arch-sample-count-0", ["arch", "sample", "--count", "0", "--out", "a"], "--count"),
     ("arch-show-bad-label", ["arch", "show", "Q9-Z"], "neither"),
     ("arch-validate-junk", ["arch", "validate", "{d}/junk.pt"], "junk.pt"),
+    ("drift-engine-junk", ["drift", *CK, "--engine", "warp", "--out", "dr"], "warp"),
+    ("uq-variation-junk", ["uq", *CK, "--variation", "sometimes", "--out", "uqout"], "sometimes"),
+    # --- search
+    ("search-out-file", ["search", "run", "{search}", "--out", "{d}/afile", "--no-plots"], "afile"),
+    ("search-out-under-file", ["search", "run", "{search}", "--out", "{d}/afile/s", "--no-plots"], "afile"),
+    ("search-missing-file", ["search", "run", "{d}/nope.toml"], "not found"),
+    ("search-show-missing", ["search", "show", "{d}/nope"], "does not exist"),
 ]
 
 
@@ -259,7 +269,8 @@ def _fill(args: list[str], fx) -> list[str]:
     d = fx["d"]
     m = {"{d}": str(d), "{ck}": str(d / "model.pt"), "{study}": str(d / "study.toml"),
          "{db}": str(d / "done" / "results.sqlite"), "{ro}": str(d / "ro"), "{http}": str(fx["http"]),
-         "{silent}": str(fx["silent"]), "{closed}": str(fx["closed"])}
+         "{silent}": str(fx["silent"]), "{closed}": str(fx["closed"]),
+         "{search}": str(Path(__file__).resolve().parents[1] / "studies" / "search-mni152.toml")}
     out = []
     for a in args:
         for k, v in m.items():
@@ -270,7 +281,7 @@ def _fill(args: list[str], fx) -> list[str]:
 
 @pytest.mark.parametrize("name, args, needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(fx, tmp_path, monkeypatch, capsys, name, args, needle):
-    if ("{ro}" in " ".join(args)) and not fx["ro_ok"]:
+    if ("{ro}" in " ".join(args) or "rostore" in " ".join(args)) and not fx["ro_ok"]:
         pytest.skip("cannot make a folder read-only here")
     monkeypatch.setattr("analogmed.study.executors.CONNECT_TIMEOUT_S", 2.0)
     monkeypatch.chdir(tmp_path)
@@ -287,9 +298,9 @@ def test_read_only_store_can_still_be_read(fx, tmp_path, monkeypatch, capsys):
     if not fx["ro_ok"]:
         pytest.skip("cannot make a file read-only here")
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_main(monkeypatch, capsys, ["study", "status", str(fx["d"] / "rostore.sqlite")])
+    code, out, err = run_main(monkeypatch, capsys, ["study", "status", str(fx["d"] / "rostore" / "results.sqlite")])
     assert code in (0, None) and "study tiny" in out and "rows" in out, err
-    code, out, err = run_main(monkeypatch, capsys, ["study", "export", str(fx["d"] / "rostore.sqlite"),
+    code, out, err = run_main(monkeypatch, capsys, ["study", "export", str(fx["d"] / "rostore" / "results.sqlite"),
                                                     "-o", "t.csv"])
     assert code in (0, None) and (tmp_path / "t.csv").stat().st_size > 100
 

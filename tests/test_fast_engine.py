@@ -233,3 +233,46 @@ def test_reads_variation_programs_one_instance(tiny):
     assert df["program_seed"].nunique() == 1 and set(df["variation"]) == {"reads"}
     assert df.loc[df["t_inference_s"] == DAY, "score"].nunique() > 1  # reads still vary
     assert summarize(df).iloc[0]["variation"] == "reads"
+
+
+def test_cached_scorer_equals_evaluate_model(tiny):
+    """The drift studies' scorer (batches loaded once, Dice/Jaccard from confusion counts) gives exactly
+    evaluate_model's numbers: on random label maps (empty classes included) and on an analog model."""
+    from analogmed.evaluate.metrics import evaluate_model, segmentation_scores
+    from analogmed.evaluate.robustness import prepare_analog, scorer, seg_scores_from_counts
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        k = 2 + trial % 3
+        shape = (3, 1, 7, 9) if trial % 2 else (2, 1, 5, 4, 6)
+        lab, pred = torch.randint(0, k, shape, generator=g), torch.randint(0, k, shape, generator=g)
+        lab[lab == 1] = 0 if trial % 3 == 0 else 1
+        pred[pred == 1] = 0 if trial % 4 == 0 else 1
+        for a, b in zip(segmentation_scores(pred, lab, k), seg_scores_from_counts(pred, lab, k)):
+            assert torch.equal(a, b)
+    ckpt, task = tiny
+    am = prepare_analog(ckpt.model, task, "pcm", seed=0)
+    program(am, 1)
+    drift(am, DAY, 1)
+    score = scorer(task, "val", 8)  # created before: scoring must not depend on when it was built
+    with fast_engine(am):
+        torch.manual_seed(3)
+        want = evaluate_model(am, task, "val")
+        torch.manual_seed(3)
+        got = score(am)
+    assert got == want
+
+
+def test_study_files_take_engine_and_variation():
+    from analogmed.errors import UserError
+    from analogmed.study.config import parse_study
+
+    base = {"name": "s", "presets": ["pcm"], "models": [{"zoo": "unet"}], "tasks": [{"name": "synthetic-2d"}]}
+    plain = parse_study(base)
+    assert (plain.engine, plain.variation) == ("fast", "instances")
+    same = parse_study({**base, "engine": "fast", "variation": "instances"})
+    assert same.fingerprint() == plain.fingerprint()  # studies written before the keys existed resume
+    reads = parse_study({**base, "variation": "reads", "engine": "aihwkit"})
+    assert reads.fingerprint() != plain.fingerprint()
+    with pytest.raises(UserError, match="variation"):
+        parse_study({**base, "variation": "sometimes"})

@@ -92,6 +92,8 @@ def test_drift_cli_writes_table_summary_and_figure(tiny, tmp_path):
     (["--times", "1,-3"], ">= 0 seconds"),
     (["--repeats", "0"], "at least 1 hardware instance"),
     (["--months", "0"], "months"),
+    (["--engine", "warp"], "engine 'warp' is unknown"),
+    (["--variation", "some"], "variation 'some' is unknown"),
 ])
 def test_drift_cli_bad_input_exits_2_and_writes_nothing(tiny, tmp_path, args, msg):
     import subprocess
@@ -99,8 +101,8 @@ def test_drift_cli_bad_input_exits_2_and_writes_nothing(tiny, tmp_path, args, ms
 
     _, _, path = tiny
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", "from analogmed.cli import main; main()", "drift", "-c", str(path), "--out", str(out), *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", "from analogmed.cli import main; main()", "drift", "-c", str(path),
+                           "--out", str(out), *args], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if not ln.startswith("Warning")]
     assert len(lines) == 1 and lines[0].startswith("error:") and msg in lines[0]

@@ -120,6 +120,30 @@ def calibrate(amodel: nn.Module, batches: Iterable[torch.Tensor], preset: str | 
     amodel.eval()
 
 
+def tile_input_ranges(amodel: nn.Module) -> dict[str, float]:
+    """Input range of every analog tile that has one: ``{tile name: range}``."""
+    out = {}
+    for name, tile in amodel.named_analog_tiles():
+        rng = getattr(tile, "input_range", None)
+        if rng is not None:
+            out[name] = float(rng.detach().reshape(-1)[0])
+    return out
+
+
+def set_tile_input_ranges(amodel: nn.Module, ranges: dict[str, float]) -> int:
+    """Set stored input ranges on the tiles of ``amodel`` (same conversion); returns tiles set."""
+    n = 0
+    for name, tile in amodel.named_analog_tiles():
+        if name in ranges:
+            ir = tile.rpu_config.pre_post.input_range
+            if not ir.enable:
+                ir.enable, ir.learn_input_range = True, False
+                tile.init_input_processing()
+            tile.set_input_range(float(ranges[name]))
+            n += 1
+    return n
+
+
 def program(amodel: nn.Module, seed: int) -> None:
     """Program a fresh hardware instance: new programming noise and drift coefficients (seeded)."""
     amodel.eval()
@@ -165,7 +189,8 @@ def conversion_report(amodel: nn.Module, example_input: torch.Tensor | None = No
                 if isinstance(mod, (AnalogConvTranspose2d, AnalogConvTranspose3d, nn.ConvTranspose2d,
                                     nn.ConvTranspose3d)):
                     positions = x[0, 0].numel() if x.dim() > 2 else 1
-                    macs[name] = x.shape[0] * positions * mod.in_channels * mod.out_channels * math.prod(mod.kernel_size)
+                    macs[name] = (x.shape[0] * positions * mod.in_channels * mod.out_channels
+                                  * math.prod(mod.kernel_size))
                 elif isinstance(mod, nn.modules.conv._ConvNd):
                     k = math.prod(mod.kernel_size) * mod.in_channels
                     macs[name] = out.numel() * k

@@ -105,6 +105,7 @@ class _InTile:
     c0: int                 # first input channel touched
     c1: int                 # one past the last channel touched
     input_range: Tensor | None
+    ir_value: float | None  # float(input_range)
     weight: Tensor          # conv: [C_out, c1 - c0, *k]; linear / transposed: [out_features, hi - lo]
     scale: Tensor           # [out_features] = input_range * mapping_scale * alpha per output column
 
@@ -184,15 +185,16 @@ def _fold(layer) -> _Folded | str:
             w = full.view(w.shape[0], c1 - c0, *layer.kernel_size)
         else:
             c0, c1 = lo, hi
-        out.tiles.append(_InTile(lo, hi, c0, c1, None if ir is None else ir.detach(), w.contiguous(),
+        out.tiles.append(_InTile(lo, hi, c0, c1, None if ir is None else ir.detach(),
+                                 None if ir is None else float(ir.detach().item()), w.contiguous(),
                                  torch.cat(scales).contiguous()))
         lo = hi
     return out
 
 
-def _dac(x: Tensor, ir: Tensor | None, fo: _Folded) -> Tensor:
+def _dac(x: Tensor, t: _InTile, fo: _Folded) -> Tensor:
     """Input range clamp/divide and DAC quantisation, in aihwkit's order of float operations."""
-    return dac(x, ir, fo.perfect, fo.inp_step, fo.inp_bound)
+    return dac(x, t.input_range, fo.perfect, fo.inp_step, fo.inp_bound, t.ir_value)
 
 
 def _seed() -> int:
@@ -224,7 +226,7 @@ def _conv_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
     acc = None
     last = len(fo.tiles) - 1
     for i, t in enumerate(fo.tiles):
-        xq = _dac(x[:, t.c0:t.c1], t.input_range, fo)
+        xq = _dac(x[:, t.c0:t.c1], t, fo)
         y = conv(xq, t.weight, None, layer.stride, layer.padding, layer.dilation)
         inner = math.prod(y.shape[2:])
         acc = _finish(y.contiguous(), acc, t, fo.bias if i == last else None, inner, fo)
@@ -235,7 +237,7 @@ def _linear_forward(fo: _Folded, x: Tensor) -> Tensor:
     acc = None
     last = len(fo.tiles) - 1
     for i, t in enumerate(fo.tiles):
-        xq = _dac(x[..., t.lo:t.hi], t.input_range, fo)
+        xq = _dac(x[..., t.lo:t.hi], t, fo)
         y = F.linear(xq, t.weight)
         acc = _finish(y.contiguous(), acc, t, fo.bias if i == last else None, 1, fo)
     return acc
@@ -271,7 +273,7 @@ def _convT_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
     acc = None
     inner = flat.shape[2]
     for t in fo.tiles:
-        xq = _dac(flat[:, t.lo:t.hi], t.input_range, fo)
+        xq = _dac(flat[:, t.lo:t.hi], t, fo)
         y = torch.matmul(t.weight, xq)                        # [B, C_out * prod(k), L]
         acc = _finish(y.contiguous(), acc, t, None, inner, fo)
     cols = acc.view(b, layer.out_channels, *layer.kernel_size, *s_in)

@@ -245,16 +245,18 @@ def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: flo
     return torch.clamp(x, min=-bound, max=bound)
 
 
-def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float) -> torch.Tensor:
-    """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`."""
+def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float,
+        ir_value: float | None = None) -> torch.Tensor:
+    """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`.
+    ``ir_value``: ``float(ir)`` when the caller has it already (saves a tensor read per call)."""
     lib = load_kernel() if (x.device.type == "cpu" and x.dtype == torch.float32) else None
     if lib is None:
         return dac_torch(x, ir, perfect, step, bound)
     src = x.contiguous()
     out = torch.empty_like(src)
-    r = 0.0 if ir is None else abs(ir.item())
-    lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), r,
-                      1.0 if ir is None else float(ir.item()), int(perfect), float(step), float(bound))
+    v = 1.0 if ir is None else float(ir.item()) if ir_value is None else ir_value
+    lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), abs(v), v, int(perfect),
+                      float(step), float(bound))
     return out
 
 

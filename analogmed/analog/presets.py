@@ -12,11 +12,17 @@ TOML. The schema (every table optional except ``[device]``; unknown keys are err
     [drift_compensation] kind = "global" | "none"
     [forward]      is_perfect, inp_res_bits, out_res_bits, out_noise, inp_bound, out_bound,
                    bound_management, noise_management
-    [input_range]  enable, calibrate = "none" | "max" | "cache_quantile" | "moving_std", quantile, batches
+    [input_range]  enable, calibrate = "none" | "max" | "cache_quantile" | "moving_std", quantile, batches,
+                   init_value (the range when calibrate = "none")
     [mapping]      tile_rows (crossbar inputs), tile_cols (crossbar outputs), digital_bias,
-                   weight_scaling_omega, weight_scaling_columnwise
-    [training]     the hardware-aware training recipe: weight_noise_type, weight_noise, clip_type,
-                   clip_sigma, clip_fixed_value, remap, learn_input_range
+                   weight_scaling_omega, weight_scaling_columnwise, out_scaling_columnwise
+    [training]     the hardware-aware training recipe: injected noise, clipping, remapping, input ranges
+                   (learned: init and decay; or calibrated after training), optimiser, schedule,
+                   BatchNorm handling and checkpoint selection (see :class:`TrainingSection`)
+
+Shipped: ``pcm`` (our PCM choices: column-wise weight scaling, calibrated input ranges, our HWA recipe),
+``analognas`` (IBM AnalogNAS-Bench's settings exactly, ``analognasbench/training_script.py``), ``pcm-nocomp``,
+``reram``, ``hermes``, ``ideal``.
 """
 from __future__ import annotations
 
@@ -73,6 +79,7 @@ class InputRangeSection(_Strict):
     calibrate: Literal["none", "max", "cache_quantile", "moving_std"] = "cache_quantile"
     quantile: float = Field(0.995, gt=0, le=1)
     batches: int = Field(4, ge=1, description="training batches used for calibration")
+    init_value: float = Field(3.0, gt=0, description="range of every tile when calibrate = none (aihwkit init_value)")
 
 
 class MappingSection(_Strict):
@@ -81,19 +88,56 @@ class MappingSection(_Strict):
     digital_bias: bool = True
     weight_scaling_omega: float = Field(1.0, ge=0)
     weight_scaling_columnwise: bool = True
+    out_scaling_columnwise: bool = False
 
 
 class TrainingSection(_Strict):
-    """Hardware-aware training recipe (aihwkit HWA tutorial / AnalogNAS reference)."""
+    """Hardware-aware training recipe (``analogmed train --hwa``): the noise injected while training, the
+    post-update steps (clip, remap), the input ranges, the optimiser and schedule, and how the kept
+    checkpoint is chosen. docs/hwa.md gives the measured effect of each knob."""
 
-    weight_noise_type: Literal["add_normal", "mult_normal", "none"] = "add_normal"
-    weight_noise: float = Field(0.06, ge=0)
+    # --- what the tiles do in training (aihwkit rpu_config.modifier / clip / remap) ---------------
+    weight_noise_type: Literal["add_normal", "mult_normal", "preset", "none"] = Field(
+        "add_normal", description="preset: a fresh programmed instance of this preset's device model at "
+        "noise_time_s at every training forward (analogmed.analog.hwa_noise)")
+    weight_noise: float = Field(0.06, ge=0, description="std of the injected weight noise (relative to max |w|)")
+    noise_time_s: float = Field(86_400.0, ge=0, description="preset noise: drift time of the sampled instances (s)")
     clip_type: Literal["fixed_value", "layer_gaussian", "none"] = "fixed_value"
-    clip_fixed_value: float = Field(1.0, gt=0)
+    clip_fixed_value: float = Field(1.0, description="fixed_value clip bound; with layer_gaussian a cap on "
+                                    "sigma * std(w) when > 0 (<= 0: no cap, aihwkit's default -1)")
     clip_sigma: float = Field(2.5, gt=0)
     remap: Literal["layerwise", "channelwise", "none"] = "channelwise"
+    # --- input ranges (aihwkit rpu_config.pre_post.input_range) ---------------------------------
     learn_input_range: bool = True
-    input_range_init: float = Field(3.0, gt=0)
+    input_range_init: float = Field(3.0, gt=0, description="aihwkit init_value")
+    input_range_init_from_data: int = Field(10, ge=0, description="batches that set the initial range")
+    input_range_init_std_alpha: float = Field(3.0, gt=0, description="initial range = alpha * std(input)")
+    input_range_decay: float = Field(0.001, ge=0, description="range shrinkage per step (aihwkit decay)")
+    input_min_percentage: float = Field(0.95, gt=0, le=1, description="inputs that must stay unclipped")
+    manage_output_clipping: bool = False
+    ranges: Literal["learned", "calibrated"] = Field(
+        "learned", description="inference input ranges of the trained network: the learned ones, or "
+        "re-calibrated after training (the preset's [input_range] calibration)")
+    # --- optimiser and schedule ------------------------------------------------------------------
+    start: Literal["finetune", "scratch"] = Field(
+        "finetune", description="fine-tune the digital checkpoint, or train the analog model from its init")
+    epochs: int = Field(20, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
+    nesterov: bool = False
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0, description="linear lr warm-up (epochs)")
+    batchnorm: Literal["train", "freeze"] = Field(
+        "train", description="BatchNorm statistics: updated in training, or frozen at the digital values")
+    # --- which weights are kept --------------------------------------------------------------------
+    select: Literal["analog", "training", "last"] = Field(
+        "training", description="analog: best mean score of programmed instances of this preset at "
+        "select_time_s; training: best validation score of the training-noise model; last: the final weights")
+    select_every: int = Field(0, ge=0, description="epochs between selections (0 = epochs // 4, at least 1)")
+    select_instances: int = Field(3, ge=1, description="programmed instances per analog selection")
+    select_time_s: float = Field(86_400.0, ge=0, description="drift time of the analog selection (s)")
 
 
 class PresetFile(_Strict):
@@ -206,10 +250,12 @@ class Preset:
         m.digital_bias = s.mapping.digital_bias
         m.weight_scaling_omega = s.mapping.weight_scaling_omega
         m.weight_scaling_columnwise = s.mapping.weight_scaling_columnwise
+        m.out_scaling_columnwise = s.mapping.out_scaling_columnwise
         ir = rpu.pre_post.input_range
         ir.enable = s.input_range.enable and not s.forward.is_perfect
         ir.learn_input_range = False
         ir.init_from_data = 0
+        ir.init_value = s.input_range.init_value
         if hwa:
             t = s.training
             if not self.has_noise_model:
@@ -217,11 +263,19 @@ class Preset:
                                 "training has nothing to train against; use e.g. --preset pcm")
             rpu.modifier.type = {"add_normal": WeightModifierType.ADD_NORMAL,
                                  "mult_normal": WeightModifierType.MULT_NORMAL,
+                                 "preset": WeightModifierType.NONE,
                                  "none": WeightModifierType.NONE}[t.weight_noise_type]
             rpu.modifier.std_dev = t.weight_noise
+            if t.weight_noise_type == "preset":
+                from analogmed.analog.hwa_noise import PresetNoiseSimulatorTile
+                rpu.simulator_tile_class = PresetNoiseSimulatorTile
+                rpu.modifier.pcm_t_inference = t.noise_time_s
             rpu.clip.type = {"fixed_value": WeightClipType.FIXED_VALUE,
                              "layer_gaussian": WeightClipType.LAYER_GAUSSIAN,
                              "none": WeightClipType.NONE}[t.clip_type]
+            if t.clip_type == "fixed_value" and t.clip_fixed_value <= 0:
+                raise UserError(f"preset {self.name!r}: [training] clip_fixed_value must be > 0 with "
+                                "clip_type = \"fixed_value\"")
             rpu.clip.fixed_value = t.clip_fixed_value
             rpu.clip.sigma = t.clip_sigma
             rpu.remap.type = {"layerwise": WeightRemapType.LAYERWISE_SYMMETRIC,
@@ -230,7 +284,11 @@ class Preset:
             ir.enable = True
             ir.learn_input_range = t.learn_input_range
             ir.init_value = t.input_range_init
-            ir.init_from_data = 10
+            ir.init_from_data = t.input_range_init_from_data
+            ir.init_std_alpha = t.input_range_init_std_alpha
+            ir.decay = t.input_range_decay
+            ir.input_min_percentage = t.input_min_percentage
+            ir.manage_output_clipping = t.manage_output_clipping
         return rpu
 
 

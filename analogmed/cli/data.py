@@ -38,7 +38,8 @@ def list_cmd() -> None:
 def show(
     task: str = typer.Argument(..., help="task name (see `analogmed data list`)"),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o",
-                                               help="task option key=value, e.g. -o size=64 -o root=/data/Task04_Hippocampus"),
+                                               help="task option key=value, e.g. -o size=64 "
+                                                    "-o root=/data/Task04_Hippocampus"),
 ) -> None:
     """Show a task: kind, shapes, classes and split sizes."""
     from analogmed.data import get_task

@@ -30,14 +30,12 @@ def demo(
     t0 = time.perf_counter()
 
     from analogmed.analog import load_preset
+    from analogmed.analog.fast import check_engine
     from analogmed.demo import DEMO_ARCH, run_demo
     from analogmed.drift import run_drift
-    from analogmed.evaluate.robustness import format_summary
-    from analogmed.io import atomic_path, check_output_dir, output_set, relocate
-
-    from analogmed.analog.fast import check_engine
     from analogmed.errors import UserError
-    from analogmed.evaluate.robustness import check_variation
+    from analogmed.evaluate.robustness import check_variation, format_summary
+    from analogmed.io import atomic_path, check_output_dir, output_set, relocate
 
     if not digital_only:
         check_output_dir(out, "--out")  # before the training, not after it

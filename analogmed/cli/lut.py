@@ -227,7 +227,8 @@ def check(
     typer.echo(f"fitted params (used for the Pi 3 / laptop tables): {mc['fitted_params']}")
     if json_out:
         res = {"platform": plat.name, "seed": seed, "candidates": cc.to_dict(orient="records"),
-               "candidate_check": s, "calibrated": cal, "model_default": mc["default"], "model_crossval": mc["crossval"],
+               "candidate_check": s, "calibrated": cal, "model_default": mc["default"],
+               "model_crossval": mc["crossval"],
                "fitted_params": {k: (float(v) if not isinstance(v, str) else v)
                                  for k, v in vars(mc["fitted_params"]).items()}}
         write_text_atomic(json_out, json.dumps(res, indent=1))

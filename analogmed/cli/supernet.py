@@ -28,7 +28,8 @@ def train(
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="task option key=value"),
     spatial_dims: int = typer.Option(2, help="2 or 3 (tasks that have both)"),
     widths: Optional[str] = typer.Option(None, help="block width per level, e.g. 8,16,32,32 (its length = max depth)"),
-    blocks: Optional[str] = typer.Option(None, help="block letters a level may hold, e.g. Identity,A,C,E (default all)"),
+    blocks: Optional[str] = typer.Option(None,
+                                         help="block letters a level may hold, e.g. Identity,A,C,E (default all)"),
     epochs: int = typer.Option(200, help="training epochs (one sampled path per batch)"),
     lr: float = typer.Option(3e-3, help="AdamW learning rate"),
     batch_size: int = typer.Option(8, help="batch size"),
@@ -86,8 +87,8 @@ def rank(
     check_output_file(out, "--out")
     if out is not None:
         check_output_file(out.with_suffix(".json"), "--out (its .json beside it)")
-    if k < 3 or epochs < 1 or repeats < 1:
-        raise UserError(f"--k {k} / --epochs {epochs} / --repeats {repeats}: rank at least 3 architectures, "
+    if k < 2 or epochs < 1 or repeats < 1:
+        raise UserError(f"--k {k} / --epochs {epochs} / --repeats {repeats}: rank at least 2 architectures, "
                         f"train each at least 1 epoch and once")
     ckpt = load_supernet(supernet)
     df, s = rank_check(ckpt, k=k, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,

@@ -10,7 +10,8 @@ import typer
 def train(
     task: str = typer.Option(..., help="task name (see `analogmed data list`)"),
     model: str = typer.Option("basic-unet", help="zoo model name, or 'space' with --arch"),
-    arch: Optional[str] = typer.Option(None, help="search-space candidate: architecture JSON file or label (e.g. C16-E32-C64)"),
+    arch: Optional[str] = typer.Option(None, help="search-space candidate: architecture JSON file or label "
+                                                  "(e.g. C16-E32-C64)"),
     size_preset: str = typer.Option("small", "--size", help="zoo model size: small or base"),
     option: Optional[List[str]] = typer.Option(None, "--option", "-o", help="task option key=value"),
     spatial_dims: int = typer.Option(2, help="2 or 3"),
@@ -21,13 +22,13 @@ def train(
     device: str = typer.Option("auto", help="cpu, cuda or auto"),
     no_augment: bool = typer.Option(False, "--no-augment", help="no train-time augmentation"),
     init: Optional[Path] = typer.Option(None, help="start from this checkpoint's weights (same model)"),
-    hwa: bool = typer.Option(False, "--hwa", help="then hardware-aware fine-tuning on --preset (aihwkit recipe)"),
+    hwa: bool = typer.Option(False, "--hwa", help="then hardware-aware training on --preset (its [training] recipe)"),
     preset: str = typer.Option("pcm", "--preset", "-p", help="analog hardware preset for --hwa"),
-    hwa_epochs: int = typer.Option(20, help="hardware-aware fine-tuning epochs (with --hwa)"),
-    hwa_lr: float = typer.Option(1e-3, help="hardware-aware fine-tuning learning rate (with --hwa)"),
+    hwa_epochs: Optional[int] = typer.Option(None, help="hardware-aware epochs (default: the preset's recipe)"),
+    hwa_lr: Optional[float] = typer.Option(None, help="hardware-aware learning rate (default: the preset's recipe)"),
     out: Path = typer.Option(Path("model.pt"), help="checkpoint file to write"),
 ) -> None:
-    """Train a network on a task (digitally; with --hwa then hardware-aware) and write a checkpoint that rebuilds it alone.
+    """Train a network on a task (digitally; with --hwa then hardware-aware); write a checkpoint that rebuilds it.
 
     With --hwa and --init CKPT and --epochs 0, the digital pre-training is skipped and CKPT is fine-tuned.
     """
@@ -42,7 +43,7 @@ def train(
 
     check_output_file(out, "--out")
     for name, value in (("--lr", lr), ("--hwa-lr", hwa_lr)):
-        if not (math.isfinite(value) and value > 0):
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise UserError(f"{name} {value} is invalid; give a finite learning rate > 0, e.g. 1e-3")
     if epochs < 0 or batch_size < 1:
         raise UserError("--epochs must be >= 0 and --batch-size >= 1")
@@ -68,7 +69,7 @@ def train(
         if not load_preset(preset).has_noise_model:
             raise UserError(f"--preset {preset} has no device noise model, so --hwa has nothing to train against; "
                             "use e.g. --preset pcm")
-        if hwa_epochs < 1:
+        if hwa_epochs is not None and hwa_epochs < 1:
             raise UserError(f"--hwa-epochs {hwa_epochs} is invalid; use at least 1")
     start = load_checkpoint(init) if init is not None else None
     if hwa and start is not None and epochs == 0:
@@ -79,13 +80,17 @@ def train(
         ckpt = train_model(spec, t, cfg, init=start)
         typer.echo(f"{t.name}: {ckpt.model_id} trained {epochs} epochs in {ckpt.metrics['train_time_s']:.1f} s")
     if hwa:
-        from analogmed.analog.hwa import hwa_finetune
-        hcfg = TrainConfig(epochs=hwa_epochs, lr=hwa_lr, batch_size=batch_size, seed=seed, device=device,
-                           augment=not no_augment, val_every=max(1, hwa_epochs // 4))
+        from analogmed.analog.hwa import hwa_config, hwa_finetune
+        hcfg = hwa_config(preset, epochs=hwa_epochs, lr=hwa_lr, batch_size=batch_size, seed=seed, device=device,
+                          augment=not no_augment)
         ckpt = hwa_finetune(ckpt, preset, hcfg, t)
-        typer.echo(f"hardware-aware fine-tuning on {preset}: {hwa_epochs} epochs in "
-                   f"{ckpt.metrics['train_time_s']:.1f} s (best analog-in-training val score "
-                   f"{ckpt.metrics['best_val_score']:.3f})")
+        best = ckpt.metrics.get("best_val_score")
+        kept = {"analog": f"best analog 1-day val score {best:.3f}" if best is not None else "",
+                "training": f"best training-noise val score {best:.3f}" if best is not None else "",
+                "last": "last epoch"}[ckpt.metrics["selected_by"]]
+        typer.echo(f"hardware-aware training on {preset}: {hcfg.epochs} epochs in "
+                   f"{ckpt.metrics['train_time_s']:.1f} s (kept epoch {ckpt.metrics['best_epoch'] or hcfg.epochs}: "
+                   f"{kept or 'last epoch'})")
         val = ckpt.metrics["val_digital"]
     else:
         val = ckpt.metrics["val"]

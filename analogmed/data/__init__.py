@@ -59,12 +59,11 @@ _REGISTRY: dict[str, tuple[Callable[..., Task], str]] = {
 
 def _factory_params(name: str, required: bool = False) -> set[str]:
     mod = {"mni152-tissue": "mni152", "mni152-brainmask": "mni152_brainmask", "synthetic-2d": "synthetic",
-           "synthetic-3d": "synthetic",
-           "msd": "msd", "chestxray14": "chestxray"}[name]
+           "synthetic-3d": "synthetic", "msd": "msd", "chestxray14": "chestxray"}[name]
     import importlib
     m = importlib.import_module(f"analogmed.data.{mod}")
-    fn = {"mni152": "make_mni152_task", "mni152_brainmask": "make_mni152_brainmask_task", "synthetic": "make_synthetic_task", "msd": "make_msd_task",
-          "chestxray": "make_chestxray_task"}[mod]
+    fn = {"mni152": "make_mni152_task", "mni152_brainmask": "make_mni152_brainmask_task",
+          "synthetic": "make_synthetic_task", "msd": "make_msd_task", "chestxray": "make_chestxray_task"}[mod]
     sig = inspect.signature(getattr(m, fn)).parameters
     params = {k for k, p in sig.items() if not required or p.default is inspect.Parameter.empty}
     if mod == "synthetic":

@@ -158,7 +158,8 @@ def fit_params(measured: pd.DataFrame, platform: Platform, name: str = "measured
 
     Rows may come from several thread counts (``threads`` column); ``par_eff`` and ``sync_cycles``
     are fitted only if more than one count is present (else they keep their defaults).
-    Efficiencies are bounded to [1e-3, EFF_MAX], ``par_eff`` to [1e-3, 1], cycles to [0, 1e7]. A family with no ops keeps its default.
+    Efficiencies are bounded to [1e-3, EFF_MAX], ``par_eff`` to [1e-3, 1], cycles to [0, 1e7]. A family with no
+    ops keeps its default.
     """
     from scipy.optimize import least_squares
 

@@ -2,7 +2,8 @@
 
 An op is everything a candidate runs between two tensors of the U-Net: an encoder block
 (``block:C``), its up-sampling counterpart (``up:C``), down-sampling (``pool``), the skip merge
-(``concat``) and the 1x1 convolution after it (``fuse``), the output head (``head``). Its :attr:`Op.key` is the row key of a LUT, e.g.
+(``concat``) and the 1x1 convolution after it (``fuse``), the output head (``head``). Its :attr:`Op.key` is the
+row key of a LUT, e.g.
 ``block:C|2d|16>32|64x64`` (input spatial shape, batch 1).
 
 :func:`op_module` builds the torch module an op runs (with example inputs) so the LUT builder can

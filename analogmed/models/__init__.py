@@ -54,7 +54,8 @@ def model_id(spec: dict[str, Any]) -> str:
     if spec.get("family") == "space":
         return _architecture_cls().from_dict(spec["arch"]).id
     blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    return f"{spec.get('family', 'x')}-{spec.get('name', '')}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("--", "-")
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return f"{spec.get('family', 'x')}-{spec.get('name', '')}-{digest}".replace("--", "-")
 
 
 def model_label(spec: dict[str, Any]) -> str:

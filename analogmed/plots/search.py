@@ -8,6 +8,7 @@ import pandas as pd
 
 from analogmed.plots.style import FIG_SINGLE, color, marker, paper_style, save_figure
 
+_STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1))]
 _ALPHA = {"digital": "alpha: supernet Dice (digital)",
           "analog": "alpha: analog 1-day Dice - AVM penalty"}
 
@@ -22,7 +23,8 @@ def plot_hypervolume(hv: pd.DataFrame, stem: str | Path, objective: str) -> list
             g = df.groupby("n")["hypervolume"]
             med, lo, hi = g.median(), g.min(), g.max()
             seeds = df["seed"].nunique()
-            ax.plot(med.index, med.values, color=color(i), label=f"{method} (median of {seeds})")
+            ax.plot(med.index, med.values, color=color(i), linestyle=_STYLES[i % len(_STYLES)],
+                    label=f"{method} (median of {seeds})")  # line styles: overlapping methods stay visible
             ax.fill_between(med.index, lo.values, hi.values, color=color(i), alpha=0.15, linewidth=0)
         ax.set_xlabel("evaluations")
         ax.set_ylabel("hypervolume (alpha x latency)")
@@ -51,7 +53,7 @@ def plot_fronts(trials: pd.DataFrame, stem: str | Path, objective: str, platform
         ax.scatter(trials["latency_ms"], trials["alpha"], s=5, color="0.8", label="evaluated", zorder=1)
         for i, (method, df) in enumerate(trials.groupby("method", sort=False)):
             fa, ft = _front(df["alpha"].to_numpy(float), df["latency_ms"].to_numpy(float))
-            ax.step(ft, fa, where="post", color=color(i), zorder=2)
+            ax.step(ft, fa, where="post", color=color(i), linestyle=_STYLES[i % len(_STYLES)], zorder=2)
             ax.plot(ft, fa, linestyle="none", marker=marker(i), color=color(i), label=method, zorder=3)
         ax.set_xscale("log")
         ax.set_xlabel(f"latency on {platform} (ms, log)")

@@ -268,7 +268,7 @@ def run_search(path_or_cfg: str | Path | SearchConfig, out: str | Path | None = 
     _csv(pd.DataFrame(imp_rows), out / "importance.csv")
 
     store = SearchStore(out / "search.sqlite")
-    setup = cfg.fingerprint("tasks", "supernet", "analog", "seed", "split", "platform")
+    setup = cfg.fingerprint("tasks", "supernet", "analog", "seed", "split")  # not the platform: alpha only
     store.set_meta(name=cfg.name, setup=setup, config=cfg.model_dump_json())
     evaluator = Evaluator(space, cost, store, setup, cfg.analog, cfg.seed, cfg.split)
     import optuna

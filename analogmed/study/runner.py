@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from analogmed.errors import UserError
 from analogmed.study.config import StudyConfig, load_study
-from analogmed.study.store import DB_NAME, Store, StudyLock, export_table, open_results, study_dir_for
+from analogmed.study.store import (DB_NAME, Store, StudyLock, check_store_writable, export_table, open_results,
+                                   study_dir_for)
 
 __all__ = ["DB_NAME", "Job", "StudyModel", "StudyResult", "export_table", "job_args", "open_results",
            "prepare_models", "remove_study", "run_job", "run_study", "study_dir_for", "validate_study"]
@@ -109,9 +110,10 @@ def validate_study(cfg: StudyConfig, workers: int = 0, scheduler: str | None = N
 
     check_executor_args(workers, scheduler)
     sdir = check_output_dir(study_dir_for(cfg, out), "study folder")
-    if (sdir / DB_NAME).exists():  # a damaged or foreign store: found now, not after the training
+    if (sdir / DB_NAME).exists():  # a damaged, foreign or read-only store: found now, not after the training
         with Store.open(sdir / DB_NAME, create=False):
             pass
+        check_store_writable(sdir / DB_NAME)
     times = cfg.grid()
     presets = [load_preset(p).name for p in cfg.presets]
     if len(set(presets)) != len(presets):
@@ -177,13 +179,16 @@ def prepare_models(cfg: StudyConfig, study_dir: Path, progress: bool = True) -> 
                 save_checkpoint(path, ck)
             mid = model_id(spec)
             if entry.hwa:  # hardware-aware fine-tuning of the digital checkpoint, cached likewise
+                from analogmed.analog import load_preset
                 from analogmed.analog.hwa import hwa_finetune
 
                 t = cfg.train
                 hcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=progress, epochs=t.hwa_epochs,
                                    lr=t.hwa_lr, weight_decay=t.weight_decay, batch_size=t.batch_size,
                                    augment=t.augment, val_every=max(1, t.hwa_epochs // 4))
-                key = _hash({"digital": key, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset})
+                # the whole preset (its [training] recipe included): a changed recipe retrains
+                key = _hash({"digital": key, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset,
+                             "preset_spec": load_preset(t.hwa_preset).to_dict()})
                 path = ckdir / f"{key}.pt"
                 if path.is_file():
                     ck = load_checkpoint(path)

@@ -81,6 +81,20 @@ def store_error(path: Path, exc: sqlite3.Error, writing: bool = True) -> UserErr
                      f"another folder with --out")
 
 
+def check_store_writable(path: Path) -> None:
+    """UserError unless the existing store at ``path`` can be opened for writing (nothing is changed)."""
+    import os
+
+    for p in (path, *(Path(f"{path}{s}") for s in ("-wal", "-shm"))):
+        if not p.exists():
+            continue
+        try:
+            os.close(os.open(p, os.O_RDWR))
+        except OSError as exc:
+            raise UserError(f"results database {path} is read-only ({exc.strerror}: {p.name}); make it writable "
+                            f"(chmod u+w), or run the study into another folder with --out") from None
+
+
 def _sqlite_error(exc: BaseException | None) -> sqlite3.Error | None:
     """The sqlite3 error behind ``exc`` (pandas wraps it in its own DatabaseError), or None."""
     while exc is not None:
@@ -93,10 +107,17 @@ def _sqlite_error(exc: BaseException | None) -> sqlite3.Error | None:
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:
-    """Read-only connection; a read-only WAL database in a read-only folder is opened as immutable."""
+    """Read-only connection that creates no file beside the store.
+
+    Without a ``-wal`` file no process is writing (a WAL writer keeps one), so the file is read as
+    immutable (SQLite would otherwise leave ``-wal``/``-shm`` files that a read-only connection cannot
+    remove); with one, a plain read-only connection sees the writer's latest commits.
+    """
     from urllib.parse import quote
 
     uri = "file:" + quote(str(path.resolve()))
+    if not Path(f"{path}-wal").exists():
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60, isolation_level=None)
     try:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60, isolation_level=None)
         conn.execute("SELECT name FROM sqlite_master").fetchall()

@@ -85,13 +85,14 @@ def default_loss(task) -> nn.Module:
 
 def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        evaluate: Callable[[nn.Module], dict[str, float]] | None = None) -> dict[str, Any]:
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None, warmup_epochs: int = 0) -> dict[str, Any]:
     """Train an already built ``model`` on ``task`` in place; returns metrics (history, best, time).
 
     ``loss_fn`` defaults to :func:`default_loss`, ``optimizer`` to AdamW(lr, weight_decay) (pass
     e.g. aihwkit's AnalogSGD for hardware-aware training), ``evaluate`` to
     :func:`analogmed.evaluate.metrics.evaluate_model` on the val split. With ``val_every > 0`` the
-    weights of the best validation score are restored at the end.
+    weights of the best validation score are restored at the end. ``warmup_epochs``: linear learning-rate
+    warm-up over the first epochs (then the ``cfg.schedule``; hardware-aware training uses it).
     """
     from analogmed.evaluate.metrics import evaluate_model
 
@@ -105,6 +106,15 @@ def fit(model: nn.Module, task, cfg: TrainConfig, loss_fn: nn.Module | None = No
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=len(ds) > cfg.batch_size)
     steps = cfg.epochs * len(loader)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if cfg.schedule == "cosine" else None
+    if warmup_epochs > 0:
+        warm = max(1, warmup_epochs * len(loader))
+
+        def factor(step: int) -> float:
+            ramp = min(1.0, (step + 1) / warm)
+            if cfg.schedule != "cosine":
+                return ramp
+            return ramp * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     evaluate = evaluate or (lambda m: evaluate_model(m, task, "val", batch_size=max(cfg.batch_size, 8)))
     history, best, best_state, best_epoch = [], -1.0, None, 0
     t0 = time.perf_counter()

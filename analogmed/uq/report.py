@@ -29,8 +29,13 @@ def run_uq(checkpoint, preset: str = "pcm", times_s: Sequence[float] = (86_400.0
                                  split_batches)
     from analogmed.uq.metrics import uq_metrics
 
+    from analogmed.analog.fast import check_engine
+    from analogmed.evaluate.robustness import check_variation
+
     check_output_dir(out_dir)
     check_samples(samples)
+    check_engine(engine)
+    check_variation(variation)
     times = [float(t) for t in times_s]
     if not times:
         from analogmed.errors import UserError

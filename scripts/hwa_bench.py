@@ -1,0 +1,199 @@
+"""Benchmark of hardware-aware training (docs/hwa.md): plain vs HWA, drop of the 1-day Dice on a preset.
+
+Usage (from the repository root, 1 CPU thread)::
+
+    python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants base,calibrated --out hwa-levers.csv
+    python scripts/hwa_bench.py --nets random2d:10 --variants recipe --out hwa-random.csv
+
+``--nets``: comma list of ``zoo:<name>`` (small size), ``arch:<label>``, ``random2d:<n>`` / ``random3d:<n>``
+(search-space candidates drawn with seeds 0..n-1). ``--variants``: names of :data:`VARIANTS` (overrides of
+the preset's ``[training]`` table). One CSV row per (network, variant) is appended as soon as it is done;
+rows already in the CSV are skipped (resumable). Digital checkpoints are cached under ``--cache``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+#: lever name -> overrides of the inference preset's [training] table ("recipe" = the preset's own)
+VARIANTS: dict[str, dict] = {
+    "recipe": {},
+    # the recipe before issue #13 (pcm.toml [training] until then)
+    "old": {"weight_noise_type": "add_normal", "weight_noise": 0.06, "clip_type": "fixed_value",
+            "clip_fixed_value": 1.0, "remap": "channelwise", "learn_input_range": True, "input_range_init": 3.0,
+            "input_range_init_from_data": 10, "input_range_init_std_alpha": 3.0, "input_range_decay": 0.001,
+            "input_min_percentage": 0.95, "ranges": "learned", "start": "finetune", "epochs": 20,
+            "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_epochs": 0,
+            "batchnorm": "train", "select": "training"},
+}
+
+
+def _old(**kw) -> dict:
+    return {**VARIANTS["old"], **kw}
+
+
+VARIANTS.update({
+    "old-calibrated": _old(ranges="calibrated"),
+    "old-ranges-init50": _old(input_range_init_from_data=50, input_range_decay=0.01, input_min_percentage=0.995),
+    "old-noise0.03": _old(weight_noise=0.03),
+    "old-noise0.10": _old(weight_noise=0.10),
+    "old-noise0.15": _old(weight_noise=0.15),
+    "old-mult0.10": _old(weight_noise_type="mult_normal", weight_noise=0.10),
+    "old-layerwise": _old(remap="layerwise", clip_type="layer_gaussian", clip_sigma=2.0, clip_fixed_value=-1.0),
+    "old-lr3e-4": _old(lr=3e-4),
+    "old-lr3e-3": _old(lr=3e-3),
+    "old-ep40": _old(epochs=40),
+    "old-warmup": _old(warmup_epochs=2),
+    "old-bnfreeze": _old(batchnorm="freeze"),
+    "old-select-analog": _old(select="analog"),
+    "old-scratch": _old(start="scratch", epochs=60, lr=3e-3),
+    "preset": _old(weight_noise_type="preset"),
+    "preset-30d": _old(weight_noise_type="preset", noise_time_s=2_592_000.0),
+    "preset-calibrated": _old(weight_noise_type="preset", ranges="calibrated"),
+    "preset-select-analog": _old(weight_noise_type="preset", select="analog"),
+    "preset-bnfreeze": _old(weight_noise_type="preset", batchnorm="freeze"),
+    "preset-layerwise": _old(weight_noise_type="preset", remap="layerwise", clip_type="layer_gaussian",
+                             clip_sigma=2.0, clip_fixed_value=-1.0),
+    "preset-ep40": _old(weight_noise_type="preset", epochs=40),
+    "preset-lr3e-4": _old(weight_noise_type="preset", lr=3e-4),
+    "preset-warmup": _old(weight_noise_type="preset", warmup_epochs=2),
+    "combo": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze"),
+    "combo-select-analog": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze",
+                                select="analog"),
+    "combo40": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze", epochs=40),
+    "combo80": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze", epochs=80),
+    "combo40-lr3e-3": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze", epochs=40,
+                           lr=3e-3),
+    "combo40-select-analog": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze",
+                                  epochs=40, select="analog"),
+    "preset-scratch": _old(weight_noise_type="preset", start="scratch", epochs=60, lr=3e-3),
+})
+
+
+def build_net(net: str, task):
+    """(name, spec) of a network token."""
+    kind, _, arg = net.partition(":")
+    if kind == "zoo":
+        from analogmed.models.zoo import zoo_spec
+        return net, zoo_spec(arg, task.spatial_dims, task.in_channels, task.num_classes, task.image_size, "small")
+    from analogmed.space.architecture import Architecture
+    if kind == "arch":
+        a = Architecture.from_label(arg, spatial_dims=task.spatial_dims, in_channels=task.in_channels,
+                                    out_channels=task.num_classes)
+    else:
+        raise ValueError(net)
+    return f"arch:{a.label}", {"family": "space", "arch": a.to_dict()}
+
+
+def expand(nets: str, n_offset: int = 0) -> list[str]:
+    out = []
+    for tok in nets.split(","):
+        kind, _, arg = tok.partition(":")
+        if kind in ("random2d", "random3d"):
+            from analogmed.space.architecture import sample_architecture
+            dims = 2 if kind == "random2d" else 3
+            for s in range(int(arg)):
+                a = sample_architecture(seed=1000 + s, spatial_dims=dims, out_channels=3)
+                out.append(f"arch:{a.label}")
+        else:
+            out.append(tok)
+    return out
+
+
+def robust(model, task, preset, repeats, seed):
+    from analogmed.evaluate.robustness import DAY, MONTH, drift_study, summarize
+    t0 = time.perf_counter()
+    df = drift_study(model, task, preset, times_s=(1.0, DAY, MONTH), repeats=repeats, seed=seed, progress=False)
+    s = summarize(df).iloc[0]
+    return {"engine": str(df["engine"].iloc[0]) if "engine" in df else "aihwkit",
+            "digital": s["digital_score"], "s1": s["score_1s"], "d1": s["score_1d_mean"],
+            "d1_std": s["score_1d_std"], "d30": s["score_30d"], "avm": s["avm"], "eval_s": time.perf_counter() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nets", required=True)
+    ap.add_argument("--variants", default="recipe")
+    ap.add_argument("--preset", default="pcm", help="inference preset (its [training] table is overridden)")
+    ap.add_argument("--dims", type=int, default=2)
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=40, help="digital epochs")
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--hwa-epochs", type=int, default=None, help="override every variant's epochs")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/hwa-exp/ckpt"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    from analogmed.analog.hwa import hwa_config, hwa_finetune
+    from analogmed.analog.presets import Preset, PresetFile, load_preset
+    from analogmed.data import get_task
+    from analogmed.train import TrainConfig, load_checkpoint, save_checkpoint, train_model
+
+    kw = {"spatial_dims": a.dims, "seed": a.seed}
+    if a.size:
+        kw["size"] = a.size
+    task = get_task("mni152-tissue", **kw)
+    base = load_preset(a.preset)
+    done = set()
+    if a.out.is_file():
+        old = pd.read_csv(a.out)
+        done = set(zip(old["net"], old["variant"]))
+    a.cache.mkdir(parents=True, exist_ok=True)
+    for net in expand(a.nets):
+        name, spec = build_net(net, task)
+        todo = [v for v in a.variants.split(",") if (name, v) not in done]
+        if not todo:
+            continue
+        cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, device="cpu", progress=False, val_every=0)
+        blob = json.dumps([spec, task.spec, cfg.recipe()], sort_keys=True, default=str).encode()
+        key = hashlib.sha1(blob).hexdigest()[:16]
+        path = a.cache / f"{key}.pt"
+        if path.is_file():
+            ck = load_checkpoint(path)
+            train_s = float(ck.metrics.get("train_time_s", float("nan")))
+        else:
+            ck = train_model(spec, task, cfg)
+            save_checkpoint(path, ck)
+            train_s = ck.metrics["train_time_s"]
+        plain = robust(ck.model, task, base, a.repeats, a.seed)
+        for v in todo:
+            training = {**base.spec.training.model_dump(), **VARIANTS[v]}
+            if a.hwa_epochs:
+                training["epochs"] = a.hwa_epochs
+            spec_v = PresetFile.model_validate({**base.spec.model_dump(mode="json"), "training": training})
+            pv = Preset(name=base.name, path=base.path, spec=spec_v)
+            hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
+            t0 = time.perf_counter()
+            try:
+                h = hwa_finetune(ck, pv, hcfg, task)
+            except Exception as exc:  # noqa: BLE001 (a benchmark row that says why)
+                print(f"{name} {v}: FAILED {type(exc).__name__}: {exc}", flush=True)
+                continue
+            hwa_s = time.perf_counter() - t0
+            r = robust(h.model, task, base, a.repeats, a.seed)
+            drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
+            row = {"net": name, "variant": v, "preset": base.name, "dims": a.dims, "repeats": a.repeats,
+                   "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()},
+                   **{f"hwa_{k}": x for k, x in r.items()},
+                   "drop_plain": drop_p, "drop_hwa": drop_h,
+                   "reduction": 1 - drop_h / drop_p if drop_p > 0 else float("nan"),
+                   "best_epoch": h.metrics.get("best_epoch"), "train_s": train_s, "hwa_s": hwa_s,
+                   "recipe": json.dumps(training, sort_keys=True)}
+            df = pd.DataFrame([row])
+            df.to_csv(a.out, mode="a", header=not a.out.is_file(), index=False)
+            print(f"{name:28s} {v:20s} plain d={plain['digital']:.3f} 1d={plain['d1']:.3f}±{plain['d1_std']:.3f} "
+                  f"avm={plain['avm']:+.3f} | hwa d={r['digital']:.3f} 1d={r['d1']:.3f}±{r['d1_std']:.3f} "
+                  f"avm={r['avm']:+.3f} | drop {drop_p:.3f}->{drop_h:.3f} red {row['reduction']:+.0%} "
+                  f"({hwa_s:.0f}s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
