@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from analogmed.errors import UserError
+from analogmed.tomlfile import load_model, parse_model
 
 #: The issue's drift grid: 1 s, 1 h, 1 d, 30 d.
 DEFAULT_BENCH_TIMES_S = (1.0, 3600.0, 86_400.0, 2_592_000.0)
@@ -130,38 +129,14 @@ class BenchConfig(_Strict):
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _fmt_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key; check the spelling against docs/nasbench.md"
-    return f"benchmark file {source}: {loc}: {msg}"
-
-
 def parse_bench(data: dict[str, Any], source: str = "<dict>") -> BenchConfig:
-    """Validate a parsed build dict (UserError with the key path on the first problem)."""
-    try:
-        return BenchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(_fmt_error(exc, source)) from None
+    """Validate a parsed benchmark dict (UserError with the key path on the first problem)."""
+    return parse_model(BenchConfig, data, source, "benchmark", "docs/nasbench.md")
 
 
 def load_bench_config(path: str | Path) -> BenchConfig:
-    """Read and validate a build TOML (a bare name is looked up in the shipped ``studies/``)."""
-    p = Path(path)
-    if not p.exists() and p.suffix == "":
-        from analogmed.paths import data_dir
-
-        cand = data_dir("studies") / f"{p.name}.toml"
-        p = cand if cand.exists() else p
-    if not p.is_file():
-        raise UserError(f"benchmark file {path} not found; give a path to a .toml build file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"benchmark file {p}: malformed TOML ({exc}); fix the syntax") from None
-    return parse_bench(data, str(p))
+    """Read and validate a benchmark TOML file (a bare name is looked up in the shipped ``studies/``)."""
+    return load_model(BenchConfig, path, "benchmark", "docs/nasbench.md", "a .toml build file")
 
 
 __all__ = ["BenchConfig", "DEFAULT_BENCH_TIMES_S", "StandaloneSection", "SupernetSection", "load_bench_config",

@@ -39,13 +39,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from analogmed.errors import UserError
+from analogmed.tomlfile import load_model, parse_model
 
 PLATFORMS = ("raspberry-pi3", "laptop-ryzen7-6800h", "this-machine", "hermes")
 METHODS = ("mias", "mt-mias", "mt-mias-c", "random", "evolution", "nsga2")
@@ -184,38 +183,14 @@ class SearchConfig(_Strict):
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _fmt_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key; check the spelling against docs/search.md"
-    return f"search file {source}: {loc}: {msg}"
-
-
 def parse_search(data: dict[str, Any], source: str = "<dict>") -> SearchConfig:
     """Validate a parsed search dict (UserError with the key path on the first problem)."""
-    try:
-        return SearchConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(_fmt_error(exc, source)) from None
+    return parse_model(SearchConfig, data, source, "search", "docs/search.md")
 
 
 def load_search(path: str | Path) -> SearchConfig:
     """Read and validate a search TOML file (a bare name is looked up in the shipped ``studies/``)."""
-    p = Path(path)
-    if not p.exists() and p.suffix == "":
-        from analogmed.paths import data_dir
-
-        cand = data_dir("studies") / f"{p.name}.toml"
-        p = cand if cand.exists() else p
-    if not p.is_file():
-        raise UserError(f"search file {path} not found; give a path to a .toml search file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"search file {p}: malformed TOML ({exc}); fix the syntax") from None
-    return parse_search(data, str(p))
+    return load_model(SearchConfig, path, "search", "docs/search.md", "a .toml search file")
 
 
 __all__ = ["HARDWARE_AWARE", "METHODS", "MULTI_TASK_METHODS", "OBJECTIVES", "PLATFORMS", "SearchConfig",

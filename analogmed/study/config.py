@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from analogmed.errors import UserError
+from analogmed.tomlfile import load_model, parse_model
 
 
 class _Strict(BaseModel):
@@ -148,35 +147,11 @@ class StudyConfig(_Strict):
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _fmt_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key; check the spelling against studies/README.md"
-    return f"study file {source}: {loc}: {msg}"
-
-
 def parse_study(data: dict[str, Any], source: str = "<dict>") -> StudyConfig:
     """Validate a parsed study dict (UserError with the key path on the first problem)."""
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(_fmt_error(exc, source)) from None
+    return parse_model(StudyConfig, data, source, "study", "studies/README.md")
 
 
 def load_study(path: str | Path) -> StudyConfig:
     """Read and validate a study TOML file (a bare name is looked up in the shipped ``studies/``)."""
-    p = Path(path)
-    if not p.exists() and p.suffix == "" :
-        from analogmed.paths import data_dir
-
-        cand = data_dir("studies") / f"{p.name}.toml"
-        p = cand if cand.exists() else p
-    if not p.is_file():
-        raise UserError(f"study file {path} not found; give a path to a .toml study file")
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"study file {p}: malformed TOML ({exc}); fix the syntax") from None
-    return parse_study(data, str(p))
+    return load_model(StudyConfig, path, "study", "studies/README.md", "a .toml study file")
