@@ -121,6 +121,19 @@ def check_output_dir(path: str | os.PathLike | None, what: str = "output folder"
     return path
 
 
+def _make_parents(path: Path, created: list[Path]) -> None:
+    """Create the missing parent folders of ``path``, outermost first, appending each to ``created``
+    (so a caller can remove them again if the write fails)."""
+    missing = []
+    p = path.parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(d)
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -143,16 +156,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     check_output_file(path)
-    created = []
+    created: list[Path] = []
     try:
-        p = path.parent
-        missing = []
-        while not p.exists():
-            missing.append(p)
-            p = p.parent
-        for d in reversed(missing):
-            d.mkdir()
-            created.append(d)
+        _make_parents(path, created)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
         os.fchmod(fd, file_mode())
         os.close(fd)
@@ -200,16 +206,9 @@ def output_set(folder: str | os.PathLike) -> Iterator[Path]:
     """
     folder = Path(folder)
     check_output_dir(folder)
-    created = []
+    created: list[Path] = []
     try:
-        p = folder.parent
-        missing = []
-        while not p.exists():
-            missing.append(p)
-            p = p.parent
-        for d in reversed(missing):
-            d.mkdir()
-            created.append(d)
+        _make_parents(folder, created)
         stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         os.chmod(stage, 0o777 & ~_umask())
     except OSError as exc:
