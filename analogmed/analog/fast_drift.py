@@ -83,6 +83,8 @@ def _unsupported(amodel: nn.Module, tiles: list) -> str | None:
         comp = getattr(rpu, "drift_compensation", None)
         if comp is not None and type(comp) is not GlobalDriftCompensation:
             return f"drift compensation {type(comp).__name__}"
+        if nm.g_converter.g_min != 0.0:
+            return "g_min > 0"
         if tile.in_trans or tile.out_trans:
             return "transposed tile"
         keys.add((_nm_key(nm), _fwd_key(rpu.forward), comp is None))
@@ -168,7 +170,7 @@ class FlatNoise:
     def _drift_g(self, g: Tensor, nu: Tensor, qs: Tensor, t_inference: float, n: Tensor) -> Tensor:
         nm = self.nm
         t = t_inference + nm.t_0
-        g_drift = g * ((t / nm.t_0) ** (-nu)) if t > nm.t_0 else g
+        g_drift = g * torch.pow(t / nm.t_0, -nu) if t > nm.t_0 else g
         sig = math.sqrt(math.log((t + nm.t_read) / (2 * nm.t_read)))
         return (g_drift + torch.abs(g_drift) * nm.read_noise_scale * (qs * sig) * n).clamp(min=0.0)
 
@@ -198,9 +200,16 @@ class FlatNoise:
         gp_prog, gn_prog = self._prog_noise(gp, n[0]), self._prog_noise(gn, n[1])
         self.nu = (self._nu(gp, n[2]), self._nu(gn, n[3]))
         self.programmed = self._from_g(gp_prog, gn_prog, scale)
-        # drift re-converts the programmed weights: precompute what does not depend on t
-        self.gp2, self.gn2, self.scale2 = self._to_g(self.programmed)
-        self.qs = (self._qs(self.gp2), self._qs(self.gn2))
+        # drift re-converts the programmed weights: precompute what does not depend on t. With g_min = 0
+        # one conductance of each pair is exactly 0 and stays 0 under drift and read noise, so only the
+        # other one ("active", with its slice's nu) is drifted: the same float result per element.
+        gp2, gn2, scale2 = self._to_g(self.programmed)
+        pos = gp2 > 0
+        self.g_act = torch.where(pos, gp2, gn2)
+        self.sign = torch.where(pos, 1.0, torch.where(gn2 > 0, -1.0, 0.0)).to(gp2.dtype)
+        self.nu_act = torch.where(pos, self.nu[0], self.nu[1])
+        self.qs_act = self._qs(self.g_act)
+        self.scale2 = scale2[self.seg]
         self.baseline = self._readout(self.programmed, gen) if self.comp else None
         for k, (tile, sl) in enumerate(self._slices()):
             tile.programmed_weights = self.programmed[sl].view(self.shapes[k])
@@ -217,11 +226,9 @@ class FlatNoise:
         if self.programmed is None:
             raise RuntimeError("FlatNoise.drift before program")
         gen = torch.Generator(device=self.ref.device).manual_seed(int(seed))
-        n = torch.randn(2, self.gp2.numel(), dtype=self.gp2.dtype, device=self.gp2.device, generator=gen)
-        t = float(t_inference_s)
-        gp = self._drift_g(self.gp2, self.nu[0], self.qs[0], t, n[0])
-        gn = self._drift_g(self.gn2, self.nu[1], self.qs[1], t, n[1])
-        w = self._from_g(gp, gn, self.scale2)
+        g = self.g_act
+        n = torch.randn(g.shape, dtype=g.dtype, device=g.device, generator=gen)
+        w = (self.sign * self._drift_g(g, self.nu_act, self.qs_act, float(t_inference_s), n)) / self.scale2
         alpha = self.baseline / self._readout(w, gen) if self.comp else None
         for k, (tile, sl) in enumerate(self._slices()):
             tile.tile.weight.data.copy_(w[sl].view(self.shapes[k]))
