@@ -124,7 +124,7 @@ class FlatNoise:
         self.sigma = 0.0 if self.perfect else float(f.out_noise)
         inp_step = 0.0 if self.perfect else _steps(f.inp_res, f.inp_bound)
         inp_bound = math.inf if f.inp_bound <= 0 else float(f.inp_bound)
-        self.probe = float(dac(torch.ones(1), None, self.perfect, inp_step, inp_bound)[0])  # DAC(1.0)
+        self.probe = float(dac(torch.ones(1), None, self.perfect, inp_step, inp_bound)[0])  # DAC(1.0), CPU
         refs, self.shapes = [], []
         for tile in self.tiles:
             if tile.reference_combined_weights is None:  # as aihwkit's first program_weights
@@ -133,13 +133,14 @@ class FlatNoise:
             self.shapes.append(tuple(tile.tile.weight.shape))
         self.sizes = [math.prod(s) for s in self.shapes]
         self.ref = torch.cat(refs)
-        self.seg = torch.repeat_interleave(torch.arange(len(self.tiles)), torch.tensor(self.sizes))
-        self.counts = torch.tensor(self.sizes, dtype=self.ref.dtype)
+        dev = self.ref.device
+        self.seg = torch.repeat_interleave(torch.arange(len(self.tiles)), torch.tensor(self.sizes)).to(dev)
+        self.counts = torch.tensor(self.sizes, dtype=self.ref.dtype, device=dev)
         self.programmed: Tensor | None = None
 
     # --- aihwkit's formulas, vectorised -------------------------------------------------------------
     def _seg_absmax(self, w: Tensor) -> Tensor:
-        out = torch.zeros(len(self.tiles), dtype=w.dtype)
+        out = torch.zeros(len(self.tiles), dtype=w.dtype, device=w.device)
         return out.scatter_reduce_(0, self.seg, w.abs(), reduce="amax", include_self=True)
 
     def _to_g(self, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -186,7 +187,7 @@ class FlatNoise:
             v = torch.round(v / self.out_step) * self.out_step
         if self.out_bound < math.inf:
             v = v.clamp(-self.out_bound, self.out_bound)
-        s = torch.zeros(len(self.tiles), dtype=v.dtype).index_add_(0, self.seg, v.abs())
+        s = torch.zeros(len(self.tiles), dtype=v.dtype, device=v.device).index_add_(0, self.seg, v.abs())
         return torch.clamp(s / self.counts, min=0.0001)
 
     # --- public ----------------------------------------------------------------------------------
