@@ -276,3 +276,76 @@ def test_study_files_take_engine_and_variation():
     assert reads.fingerprint() != plain.fingerprint()
     with pytest.raises(UserError, match="variation"):
         parse_study({**base, "variation": "sometimes"})
+
+
+def test_vectorised_program_drift_alpha_match_aihwkit(tmp_path):
+    """FlatNoise (all tiles at once) against aihwkit's per-tile program_weights / drift_weights over many
+    independently programmed instances: programmed and drifted weight errors (mean of the error along
+    the reference's sign, error std) and drift-compensation alpha (mean; per-tile std) agree."""
+    from analogmed.analog.fast_drift import FlatNoise
+
+    torch.manual_seed(0)
+    preset = _preset(tmp_path, "split", tile_rows="100", tile_cols="24")
+    a = to_analog(nn.Sequential(nn.Conv2d(20, 30, 3), nn.Flatten(), nn.Linear(150, 40)).eval(), preset).eval()
+    tiles = list(a.analog_tiles())
+    assert len(tiles) == 8
+    fn = FlatNoise(a)
+    assert fn.reason is None
+    ref = fn.ref
+    sign = torch.sign(ref)
+    n = 80
+    for t_s in (1.0, DAY, YEAR):
+        got = {}
+        for eng in ("aihwkit", "flat"):
+            prog, dr, al = [], [], []
+            for i in range(n):
+                if eng == "aihwkit":
+                    program(a, 100 + i)
+                    drift(a, t_s, 900 + i)
+                else:
+                    fn.program(100 + i)
+                    fn.drift(t_s, 900 + i)
+                prog.append(torch.cat([t.programmed_weights.reshape(-1) for t in tiles]) - ref)
+                dr.append(torch.cat([t.tile.weight.reshape(-1) for t in tiles]) - ref)
+                al.append(torch.stack([t.alpha.reshape(()) for t in tiles]))
+            prog, dr, al = torch.stack(prog), torch.stack(dr), torch.stack(al)
+            got[eng] = {"prog_std": prog.std(), "prog_mean": (prog * sign).mean(), "drift_std": dr.std(),
+                        "drift_mean": (dr * sign).mean(), "alpha_mean": al.mean(),
+                        "alpha_std": al.var(0).mean().sqrt()}
+        g, w = got["flat"], got["aihwkit"]
+        for k in ("prog_std", "drift_std", "alpha_mean"):
+            assert float(g[k]) == pytest.approx(float(w[k]), rel=0.03), (t_s, k)
+        for k in ("prog_mean", "drift_mean"):  # small at 1 s: compare on the scale of the error std
+            assert abs(float(g[k]) - float(w[k])) < 0.03 * float(w[k.replace("mean", "std")]), (t_s, k)
+        # alpha's spread over instances: n * 8 samples, sampling error of a std ~ 1/sqrt(2 * 632) = 2.8 %
+        assert float(g["alpha_std"]) == pytest.approx(float(w["alpha_std"]), rel=0.12), t_s
+    # the tiles hold what aihwkit's drift would start from: re-drifting through aihwkit keeps the instance
+    fn.program(7)
+    fn.drift(DAY, 8)
+    before = [t.programmed_weights.clone() for t in tiles]
+    drift(a, DAY, 9)
+    assert all(torch.equal(b, t.programmed_weights) for b, t in zip(before, tiles))
+
+
+def test_vectorised_program_drift_same_seed_same_numbers_and_ideal_exact():
+    from analogmed.analog.fast_drift import FlatNoise
+
+    torch.manual_seed(0)
+    a = to_analog(nn.Sequential(nn.Linear(30, 20)).eval(), load_preset("pcm")).eval()
+    fn = FlatNoise(a)
+    outs = []
+    for _ in range(2):
+        fn.program(3)
+        fn.drift(MONTH, 4)
+        outs.append((fn.drifted.clone(), fn.alpha.clone()))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    state = torch.random.get_rng_state()
+    fn.drift(DAY, 5)
+    assert torch.equal(state, torch.random.get_rng_state())  # torch's global stream untouched
+    ideal = to_analog(nn.Sequential(nn.Linear(30, 20)).eval(), load_preset("ideal")).eval()
+    fi = FlatNoise(ideal)
+    if fi.reason is None:
+        fi.program(1)
+        fi.drift(YEAR, 2)
+        torch.testing.assert_close(fi.drifted, fi.ref, rtol=0, atol=1e-6)
+        assert fi.alpha is None or torch.equal(fi.alpha, torch.ones_like(fi.alpha))

@@ -132,10 +132,11 @@ def _tile_grid(layer) -> tuple[list[list], list[int], list[int], Tensor | None]:
     return [[mod]], [mod.in_size], [mod.out_size], bias
 
 
-def _fold(layer) -> _Folded | str:
-    """Fold one analog layer's current tile state; returns a reason string if unsupported."""
+def _fold(layer, check: bool = True) -> _Folded | str:
+    """Fold one analog layer's current tile state; returns a reason string if unsupported
+    (``check=False``: the layer passed the check before and its settings did not change)."""
     grid, in_sizes, out_sizes, bias = _tile_grid(layer)
-    for row in grid:
+    for row in grid if check else ():
         for tile in row:
             why = _unsupported(tile)
             if why:
@@ -177,12 +178,15 @@ def _fold(layer) -> _Folded | str:
                 s = s * tile.alpha.detach()
             weights.append(w)
             scales.append(s)
-        w = torch.cat(weights, 0)
+        w = torch.cat(weights, 0) if len(weights) > 1 else weights[0].clone()  # a snapshot of the tiles
         if kind == "conv":
             c0, c1 = lo // k, -(-hi // k)
-            full = w.new_zeros(w.shape[0], (c1 - c0) * k)
-            full[:, lo - c0 * k: hi - c0 * k] = w
-            w = full.view(w.shape[0], c1 - c0, *layer.kernel_size)
+            if lo == c0 * k and hi == c1 * k:  # the tile holds whole input channels
+                w = w.reshape(w.shape[0], c1 - c0, *layer.kernel_size)
+            else:
+                full = w.new_zeros(w.shape[0], (c1 - c0) * k)
+                full[:, lo - c0 * k: hi - c0 * k] = w
+                w = full.view(w.shape[0], c1 - c0, *layer.kernel_size)
         else:
             c0, c1 = lo, hi
         out.tiles.append(_InTile(lo, hi, c0, c1, None if ir is None else ir.detach(),
@@ -302,6 +306,7 @@ class FastEngine:
         self.amodel = amodel
         self.quiet = quiet
         self.notes: dict[str, str] = {}
+        self._checked: set[str] = set()  # layers whose settings passed the check (tile settings are fixed)
         self._layers: list[tuple[str, nn.Module]] = [
             (n, m) for n, m in amodel.named_modules() if isinstance(m, AnalogLayerBase) and hasattr(m, "analog_module")]
         self.refresh()
@@ -309,7 +314,7 @@ class FastEngine:
     @torch.no_grad()
     def refresh(self) -> None:
         for name, layer in self._layers:
-            fo = _fold(layer)
+            fo = _fold(layer, check=name not in self._checked)
             if isinstance(fo, str):
                 layer.__dict__.pop("forward", None)
                 if name not in self.notes and not self.quiet:
@@ -318,6 +323,7 @@ class FastEngine:
                 self.notes[name] = fo
                 continue
             layer.forward = _make_forward(layer, fo)
+            self._checked.add(name)
 
     def remove(self) -> None:
         for _, layer in self._layers:

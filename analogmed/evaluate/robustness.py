@@ -25,8 +25,10 @@ Variation semantics (``variation``, recorded in every row and the summary):
   ``drift_analog_weights`` calls of one programmed model.
 
 Engines (``engine``, recorded in every row): ``"fast"`` (default) runs the analog forwards through
-:mod:`analogmed.analog.fast` (aihwkit's programming, drift and drift compensation, then a folded
-native forward; statistically identical to aihwkit); ``"aihwkit"`` runs aihwkit's torch tile forward.
+:mod:`analogmed.analog.fast` (programming, drift and drift compensation with aihwkit's noise-model
+formulas vectorised over all tiles, :mod:`analogmed.analog.fast_drift`, then a folded native forward;
+statistically identical to aihwkit, not bit-identical); ``"aihwkit"`` runs aihwkit's per-tile
+programming, drift and torch tile forward.
 
 Seeds: repetition ``r`` is programmed with ``derive_seed(seed, "program", r)``, drifted with
 ``derive_seed(seed, "drift", r, t)`` and evaluated (output noise) under
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -140,6 +143,25 @@ def seg_scores_from_counts(pred: torch.Tensor, label: torch.Tensor, num_classes:
     return dice, iou
 
 
+def argmax_channels(logits: torch.Tensor) -> torch.Tensor:
+    """``logits.argmax(1, keepdim=True)`` ([B, C, *S] -> int64 [B, 1, *S]) by C - 1 comparisons of
+    contiguous channel planes (torch's argmax over a strided channel axis is several times slower for
+    few classes). Same result: the first maximal channel wins ties; NaN logits use torch's argmax."""
+    c = logits.shape[1]
+    if c > 8 or logits.dim() < 3 or not logits.is_floating_point():
+        return logits.argmax(1, keepdim=True)
+    best = logits[:, :1].clone()
+    idx = torch.zeros(best.shape, dtype=torch.int64, device=logits.device)
+    for k in range(1, c):
+        v = logits[:, k:k + 1]
+        gt = v > best
+        idx.masked_fill_(gt, k)
+        torch.maximum(best, v, out=best)
+    if bool(torch.isnan(best).any()):  # maximum propagates NaN: some logit was NaN
+        return logits.argmax(1, keepdim=True)
+    return idx
+
+
 class _Scorer:
     """:func:`analogmed.evaluate.metrics.evaluate_model` with the split's batches loaded once (a drift
     study scores the same items hundreds of times) and the segmentation scores from confusion counts;
@@ -166,7 +188,7 @@ class _Scorer:
         if task.kind == "segmentation":
             dices, ious = [], []
             for x, y in self.batches:
-                pred = model(x.to(dev)).argmax(1, keepdim=True).cpu()
+                pred = argmax_channels(model(x.to(dev))).cpu()
                 d, j = seg_scores_from_counts(pred, y, task.num_classes)
                 dices.append(d)
                 ious.append(j)
@@ -221,28 +243,69 @@ def evaluate_instance(amodel: nn.Module, task, times_s: Sequence[float], repetit
     :func:`evaluate_model`, ``wall_s``.
     """
     from analogmed.analog import drift, program
-    from analogmed.analog.fast import check_engine, fast_engine
+    from analogmed.analog.fast import FastEngine, check_engine
 
     check_engine(engine)
     check_variation(variation)
     prog_seed = derive_seed(seed, "program", repetition if variation == "instances" else 0)
-    program(amodel, prog_seed)
+    flat = flat_noise(amodel) if engine == "fast" else None
+    if flat is not None:
+        amodel.eval()
+        flat.program(prog_seed)
+    else:
+        program(amodel, prog_seed)
     rows = []
-    for t in times_s:
-        t0 = time.perf_counter()
-        drift(amodel, t, derive_seed(seed, "drift", repetition, repr(float(t))))
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(derive_seed(seed, "eval", repetition, repr(float(t))))
-            score = scorer(task, split, batch_size)
-            if engine == "fast":
-                with fast_engine(amodel, quiet=repetition > 0 or t != times_s[0]):
-                    scores = score(amodel)
+    eng = None
+    try:
+        for t in times_s:
+            t0 = time.perf_counter()
+            drift_seed = derive_seed(seed, "drift", repetition, repr(float(t)))
+            if flat is not None:
+                flat.drift(t, drift_seed)
             else:
+                drift(amodel, t, drift_seed)
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                _manual_seed(derive_seed(seed, "eval", repetition, repr(float(t))))
+                score = scorer(task, split, batch_size)
+                if engine == "fast":
+                    if eng is None:  # fold once per (instance, t); the engine stays on for the instance
+                        eng = FastEngine(amodel, quiet=repetition > 0)
+                    else:
+                        eng.refresh()
                 scores = score(amodel)
-        rows.append({"t_inference_s": float(t), "repetition": int(repetition), "seed": int(seed),
-                     "program_seed": prog_seed, "engine": engine, "variation": variation, **scores,
-                     "wall_s": time.perf_counter() - t0})
+            rows.append({"t_inference_s": float(t), "repetition": int(repetition), "seed": int(seed),
+                         "program_seed": prog_seed, "engine": engine, "variation": variation, **scores,
+                         "wall_s": time.perf_counter() - t0})
+    finally:
+        if eng is not None:
+            eng.remove()
     return rows
+
+
+def _manual_seed(seed: int) -> None:
+    """``torch.manual_seed`` (CPU-only machines: the CPU generator alone, the same numbers without
+    torch's lazy CUDA seeding, which records a stack trace per call)."""
+    if torch.cuda.is_available():
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
+_FLAT: "weakref.WeakKeyDictionary[nn.Module, object]" = weakref.WeakKeyDictionary()
+
+
+def flat_noise(amodel: nn.Module):
+    """The cached :class:`analogmed.analog.fast_drift.FlatNoise` of ``amodel`` (vectorised program /
+    drift / drift compensation over all tiles), or None where it does not apply (aihwkit's per-tile
+    ``program`` / ``drift`` then run). Built once per converted model: like aihwkit, it keeps the
+    reference weights of the first programming."""
+    from analogmed.analog.fast_drift import FlatNoise
+
+    fn = _FLAT.get(amodel)
+    if fn is None:
+        fn = FlatNoise(amodel)
+        _FLAT[amodel] = fn
+    return None if fn.reason else fn
 
 
 def drift_study(model: nn.Module, task, preset, times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 5,
