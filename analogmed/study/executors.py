@@ -15,8 +15,9 @@ A scheduler address is validated and contacted (with a timeout) before any work:
 """
 from __future__ import annotations
 
-import asyncio
 import socket
+import subprocess
+import sys
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
@@ -112,15 +113,25 @@ def parse_scheduler(address: str) -> tuple[str, str, int]:
     return scheme, host, port
 
 
-async def _identity(address: str, timeout_s: float):
-    from distributed.comm import connect
+#: The identity handshake, run in a child process (``python -c _PROBE address timeout_s``): exit 0 if a Dask
+#: scheduler answered. A child keeps this process's asyncio state untouched (``asyncio.run`` here would reset
+#: the main thread's event loop under the Dask clients of the same process).
+_PROBE = """
+import asyncio, sys
+from distributed.comm import connect
 
+async def identity(address, timeout_s):
     comm = await connect(address, timeout=timeout_s)
     try:
         await comm.write({"op": "identity", "reply": True})
         return await comm.read()
     finally:
         comm.abort()
+
+t = float(sys.argv[2])
+info = asyncio.run(asyncio.wait_for(identity(sys.argv[1], t), t))
+sys.exit(0 if isinstance(info, dict) and info.get("type") == "Scheduler" else 3)
+"""
 
 
 def check_scheduler(address: str, timeout_s: float | None = None) -> str:
@@ -140,10 +151,12 @@ def check_scheduler(address: str, timeout_s: float | None = None) -> str:
         raise UserError(f"Dask scheduler {norm} is unreachable ({reason}); start it (dask scheduler) or check "
                         f"the address, or run without --scheduler") from None
     try:
-        info = asyncio.run(asyncio.wait_for(_identity(norm, timeout_s), timeout_s))
-    except (OSError, asyncio.TimeoutError, TimeoutError, ValueError, TypeError) as exc:
-        info = exc
-    if not (isinstance(info, dict) and info.get("type") == "Scheduler"):
+        res = subprocess.run([sys.executable, "-c", _PROBE, norm, repr(float(timeout_s))], capture_output=True,
+                             timeout=timeout_s + 60)  # + the child's import of distributed
+        ok = res.returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
         raise UserError(f"{norm} answers but is not a Dask scheduler (no identity reply within {timeout_s:g} s); "
                         f"give the scheduler's address (its port is 8786 by default)")
     return norm
