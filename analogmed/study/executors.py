@@ -89,8 +89,9 @@ class DaskExecutor:
                 scattered[id(ckpt)] = self.client.scatter(ckpt)
             fut = self.client.submit(fn, scattered[id(ckpt)], retries=2, pure=False, **kw)
             futures[fut] = job
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        # results gathered by as_completed itself (on the client's loop), not by Future.result() here
+        for fut, result in as_completed(futures, with_results=True):
+            yield futures[fut], result
 
 
 def parse_scheduler(address: str) -> tuple[str, str, int]:
