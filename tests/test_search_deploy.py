@@ -27,7 +27,7 @@ def test_smallest_deployable_hand_computed():
     assert d.feasible and d.choices == [("B", "C"), ("B", "C")]
     assert d.levels == [["B"], ["C"]] and d.n_blocks == 2 and d.params == 50
     assert d.alpha == [0.80, 0.84] and d.latency_ms == [2.0, 2.0] and d.combinations == 4
-    assert d.level_text() == "L0: B | L1: C"
+    assert d.level_text() == "L0: B; L1: C"
 
 
 def test_no_tolerance_gives_each_task_its_best():

@@ -57,7 +57,7 @@ def test_dask_search_matches_in_process(tmp_path, cluster):
     # mt-mias-c's deployable supernet: each task's sub-network is contained in it
     assert len(par.deploy) == 2 and par.deploy["feasible"].all()
     for _, r in par.deploy.iterrows():
-        levels = [set(part.split(": ")[1].split(",")) for part in r["levels"].split(" | ")]
+        levels = [set(part.split(": ")[1].split(",")) for part in r["levels"].split("; ")]
         for k in ("synthetic-2d-0", "synthetic-2d-1"):
             blocks = ["Identity" if b == "Id" else b.rstrip("0123456789") for b in r[f"label_{k}"].split("-")]
             assert all(b in levels[lv] for lv, b in enumerate(blocks))

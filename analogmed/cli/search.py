@@ -31,7 +31,12 @@ def run(
     for obj, tab in res.tables.items():
         typer.echo(f"\nobjective {obj}:\n" + markdown_table(tab))
     if not res.deploy.empty:
-        typer.echo("\nmt-mias-c deployable supernet (one sub-network per task):\n" + markdown_table(res.deploy))
+        d = res.deploy
+        cols = ["objective", "seed", "feasible", "n_blocks", "params", "levels"]
+        cols += [c for c in d.columns if c.startswith(("label_", "alpha_"))]
+        cols += ["shared_label", "shared_n_blocks", "shared_params"]
+        typer.echo("\nmt-mias-c deployable supernet (one sub-network per task; deploy.csv):\n"
+                   + markdown_table(d[cols]))
     for f in res.figures:
         typer.echo(f"wrote {f}")
 

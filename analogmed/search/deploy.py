@@ -54,8 +54,8 @@ class Deployable:
     combinations: int = 0
 
     def level_text(self) -> str:
-        """``"L0: B,C | L1: Identity"``."""
-        return " | ".join(f"L{lv}: {','.join(bs)}" for lv, bs in enumerate(self.levels))
+        """``"L0: B,C; L1: Identity"``."""
+        return "; ".join(f"L{lv}: {','.join(bs)}" for lv, bs in enumerate(self.levels))
 
 
 def union_levels(keys: Sequence[tuple[str, ...]]) -> list[list[str]]:
