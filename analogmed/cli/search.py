@@ -53,6 +53,13 @@ def show(folder: Path = typer.Argument(..., help="search folder (runs/search/<na
     if not hv.empty:
         last = hv[hv["n"] == hv.groupby(["objective", "method", "seed"])["n"].transform("max")]
         typer.echo(last.groupby(["objective", "method"])["hypervolume"].median().to_string())
+    from analogmed.search.report import compare_objectives, markdown_table
+
+    cmp = compare_objectives(tabs["selected"], tabs["standalone"])
+    if not cmp.empty:
+        typer.echo("\ndigital vs analog-aware objective, paired per (method, seed):\n" + markdown_table(cmp))
+    if not tabs["deploy"].empty:
+        typer.echo("\nmt-mias-c deployable supernet (deploy.csv):\n" + markdown_table(tabs["deploy"]))
 
 
 def register(app: typer.Typer) -> None:
