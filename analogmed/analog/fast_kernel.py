@@ -245,6 +245,20 @@ def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: flo
     return torch.clamp(x, min=-bound, max=bound)
 
 
+def _dense(x: torch.Tensor) -> bool:
+    """True when ``x`` covers exactly ``x.numel()`` consecutive elements of memory (a permutation of a
+    contiguous layout: no gaps, no overlaps), so an elementwise kernel can run on its memory directly."""
+    if x.is_contiguous():
+        return True
+    dims = sorted((st, sz) for st, sz in zip(x.stride(), x.shape) if sz != 1)
+    expect = 1
+    for st, sz in dims:
+        if st != expect:
+            return False
+        expect *= sz
+    return True
+
+
 def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float,
         ir_value: float | None = None) -> torch.Tensor:
     """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`.
@@ -252,7 +266,9 @@ def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bo
     lib = load_kernel() if (x.device.type == "cpu" and x.dtype == torch.float32) else None
     if lib is None:
         return dac_torch(x, ir, perfect, step, bound)
-    src = x.contiguous()
+    # elementwise: a dense tensor in any order of dimensions (e.g. ChannelLinear's ``movedim`` view of a
+    # channel-first map) is processed in its memory order, into an output with the same strides
+    src = x if _dense(x) else x.contiguous()
     out = torch.empty_like(src)
     v = 1.0 if ir is None else float(ir.item()) if ir_value is None else ir_value
     lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), abs(v), v, int(perfect),
@@ -261,14 +277,18 @@ def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bo
 
 
 def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bias: torch.Tensor | None,
-              inner: int, sigma: float, step: float, bound: float, seed: int) -> torch.Tensor:
+              inner: int, sigma: float, step: float, bound: float, seed: int, inplace: bool = False) -> torch.Tensor:
     """The fused output pass (module docstring): the C kernel for CPU float32 tensors when it is
-    available, else :func:`fused_out_torch`. Same arguments and result as :func:`fused_out_torch`."""
+    available, else :func:`fused_out_torch`. Same arguments and result as :func:`fused_out_torch`;
+    ``inplace=True`` (``y`` is a scratch tensor of the caller) lets the kernel write the result into ``y``
+    when there is no ``acc`` (no new output tensor, one memory stream less)."""
     lib = load_kernel() if (y.device.type == "cpu" and y.dtype == torch.float32) else None
     if lib is None:
         return fused_out_torch(y, acc, scale, bias, inner, sigma, step, bound, seed)
+    if inplace and not y.is_contiguous():
+        inplace = False
     y = y.contiguous()
-    out = acc if acc is not None else torch.empty_like(y)
+    out = acc if acc is not None else (y if inplace else torch.empty_like(y))
     if not out.is_contiguous():
         return fused_out_torch(y, acc, scale, bias, inner, sigma, step, bound, seed)
     sc = scale.detach().to(torch.float32).contiguous()
