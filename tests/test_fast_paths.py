@@ -62,3 +62,18 @@ def test_transposed_conv_bias_in_the_output_pass_is_bit_identical():
                     outs.append(am(x))
                 eng.refresh()
         assert torch.equal(outs[0], outs[1])
+
+
+def test_untap_kernel_equals_the_torch_permute(monkeypatch):
+    """col2im of non-overlapping taps: the C copy equals the torch permute, 2D and 3D, k = 2 and k = 3."""
+    g = torch.Generator().manual_seed(2)
+    for kernel, s_in in (((2, 2), (5, 7)), ((3, 2), (4, 3)), ((2, 2, 2), (3, 4, 5)), ((2, 3, 2), (2, 3, 4))):
+        cols = torch.randn(2, 3, *kernel, *s_in, generator=g)
+        got = fk.untap(cols, kernel, s_in)
+        n = len(kernel)
+        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
+        want = cols.permute(*perm).reshape(2, 3, *[s * k for s, k in zip(s_in, kernel)])
+        assert torch.equal(got, want)
+        monkeypatch.setenv("ANALOGMED_NO_KERNEL", "1")
+        assert torch.equal(fk.untap(cols, kernel, s_in), want)
+        monkeypatch.delenv("ANALOGMED_NO_KERNEL")

@@ -47,7 +47,7 @@ from aihwkit.simulator.tiles.array import TileModuleArray
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor, nn
 
-from analogmed.analog.fast_kernel import dac, fused_out
+from analogmed.analog.fast_kernel import dac, fused_out, untap
 from analogmed.analog.layers import _AnalogConvTransposeNd
 
 ENGINES = ("fast", "aihwkit")
@@ -264,8 +264,7 @@ def _col2im(cols: Tensor, layer, s_in: tuple[int, ...]) -> Tensor:
     ks, st, dl = layer.kernel_size, layer.stride, layer.dilation
     if _non_overlapping(layer):
         # non-overlapping taps (k2s2): out[s * k + t] = cols[t, s]
-        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
-        return cols.permute(*perm).reshape(b, c, *[s * k for s, k in zip(s_in, ks)])
+        return untap(cols, tuple(ks), tuple(s_in))
     full = tuple((s - 1) * sd + d * (k - 1) + 1 + op for s, sd, d, k, op in zip(
         s_in, st, dl, ks, layer.output_padding))
     out = cols.new_zeros(b, c, *full)

@@ -96,6 +96,9 @@ def _build() -> ctypes.CDLL:
     f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float,
                   ctypes.c_float, ctypes.c_uint64]
+    u = dll.analogmed_untap
+    u.restype = None
+    u.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 7
     d = dll.analogmed_dac
     d.restype = None
     d.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_float,
@@ -296,4 +299,23 @@ def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bi
     lib.analogmed_fused_out(y.data_ptr(), out.data_ptr(), y.numel(), int(inner), sc.numel(), sc.data_ptr(),
                             None if bs is None else bs.data_ptr(), int(acc is not None), float(sigma),
                             float(step), float(bound), int(seed) & ((1 << 64) - 1))
+    return out
+
+
+def untap(cols: torch.Tensor, kernel: tuple[int, ...], s_in: tuple[int, ...]) -> torch.Tensor:
+    """col2im of a transposed conv with non-overlapping taps (kernel == stride, no padding), a pure copy:
+    ``cols`` [B, C, *kernel, *s_in] -> [B, C, *(s * k)]. The C kernel for contiguous CPU float32 tensors
+    (one pass, the two taps of k = 2 interleaved), else a torch permute (the same values)."""
+    n = len(kernel)
+    b, c = cols.shape[:2]
+    shape = (b, c, *[s * k for s, k in zip(s_in, kernel)])
+    lib = load_kernel() if (cols.device.type == "cpu" and cols.dtype == torch.float32 and n in (2, 3)
+                            and cols.is_contiguous()) else None
+    if lib is None:
+        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
+        return cols.permute(*perm).reshape(shape)
+    k = (1,) * (3 - n) + tuple(kernel)
+    s = (1,) * (3 - n) + tuple(s_in)
+    out = torch.empty(shape, dtype=cols.dtype, device=cols.device)
+    lib.analogmed_untap(cols.data_ptr(), out.data_ptr(), b * c, *k, *s)
     return out
