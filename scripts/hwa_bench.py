@@ -2,17 +2,19 @@
 
 Usage (from the repository root, 1 CPU thread)::
 
-    python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants base,calibrated --out hwa-levers.csv
+    python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants recipe,old --out hwa-levers.csv
     python scripts/hwa_bench.py --nets random2d:10 --variants recipe --out hwa-random.csv
 
 ``--nets``: comma list of ``zoo:<name>`` (small size), ``arch:<label>``, ``random2d:<n>`` / ``random3d:<n>``
-(search-space candidates drawn with seeds 0..n-1). ``--variants``: names of :data:`VARIANTS` (overrides of
-the preset's ``[training]`` table). One CSV row per (network, variant) is appended as soon as it is done;
-rows already in the CSV are skipped (resumable). Digital checkpoints are cached under ``--cache``.
+(search-space candidates ``sample_architecture(seed=1000..1000+n-1)``). ``--variants``: names of
+:data:`VARIANTS` (overrides of the preset's ``[training]`` table; ``budget*``: noise-free controls). One CSV
+row per (network, variant) is appended as soon as it is done (columns aligned by name); rows already in the
+CSV are skipped (resumable). Digital checkpoints are cached under ``--cache``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import time
@@ -73,7 +75,18 @@ VARIANTS.update({
     "combo40-select-analog": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze",
                                   epochs=40, select="analog"),
     "preset-scratch": _old(weight_noise_type="preset", start="scratch", epochs=60, lr=3e-3),
+    # the pcm recipe from a fresh init for digital + HWA epochs (80 = 40 + 40); BatchNorm statistics are
+    # trained (there are no digital statistics to freeze)
+    "scratch": {"start": "scratch", "epochs": 80, "batchnorm": "train"},
+    # budget control (not HWA): continue the plain checkpoint with the recipe's epochs / lr / schedule /
+    # weight decay and its checkpoint selection (analog 1-day score every select_every epochs), without any
+    # noise: plain digital training (see budget_control)
+    "budget": {},
+    "budget-last": {"select": "last"},
 })
+
+#: variants that are noise-free digital continuations (budget controls), not hardware-aware training
+BUDGET = {"budget", "budget-last"}
 
 
 def build_net(net: str, task):
@@ -106,6 +119,41 @@ def expand(nets: str, n_offset: int = 0) -> list[str]:
     return out
 
 
+def budget_control(ck, task, preset, training: dict, seed: int):
+    """Budget control: continue the digital checkpoint ``ck`` noise-free (plain AdamW on the digital network,
+    BatchNorm statistics trained as in digital training) for the HWA recipe's ``epochs`` at its ``lr``,
+    ``weight_decay`` and ``schedule``. With ``select = "analog"`` the kept epoch is chosen as the recipe's:
+    best mean Dice of ``select_instances`` programmed instances of ``preset`` at ``select_time_s`` (val split,
+    calibrated input ranges), every ``select_every`` epochs (0: epochs / 4); else the last epoch.
+    Returns a :class:`Checkpoint` (recipe kind "digital", ``init_model_id`` = ``ck``)."""
+    from analogmed.analog.hwa import analog_val_score
+    from analogmed.evaluate.metrics import evaluate_model
+    from analogmed.seeding import derive_seed, seed_everything
+    from analogmed.train import TrainConfig
+    from analogmed.train.checkpoint import Checkpoint
+    from analogmed.train.digital import fit
+
+    analog = training["select"] == "analog"
+    every = (training.get("select_every") or max(1, int(training["epochs"]) // 4)) if analog else 0
+    cfg = TrainConfig(epochs=int(training["epochs"]), lr=float(training["lr"]),
+                      weight_decay=float(training["weight_decay"]), schedule=training["schedule"], seed=seed,
+                      device="cpu", progress=False, val_every=every)
+    seed_everything(derive_seed(seed, "budget"))
+    model = copy.deepcopy(ck.model).cpu()
+    evaluate = None
+    if analog:
+        def evaluate(m):
+            return {"score": analog_val_score(m, task, preset, training["select_instances"],
+                                              training["select_time_s"], seed=seed)}
+    record = fit(model, task, cfg, evaluate=evaluate)
+    record["selected_by"] = training["select"]
+    record["val"] = evaluate_model(model, task, "val")
+    model.cpu()
+    return Checkpoint(model=model, spec=dict(ck.spec), task_spec=dict(task.spec), seed=seed,
+                      recipe={**cfg.recipe(), "init_model_id": ck.model_id, "budget_control": True},
+                      metrics=record)
+
+
 def robust(model, task, preset, repeats, seed):
     from analogmed.evaluate.robustness import DAY, MONTH, drift_study, summarize
     t0 = time.perf_counter()
@@ -114,6 +162,16 @@ def robust(model, task, preset, repeats, seed):
     return {"engine": str(df["engine"].iloc[0]) if "engine" in df else "aihwkit",
             "digital": s["digital_score"], "s1": s["score_1s"], "d1": s["score_1d_mean"],
             "d1_std": s["score_1d_std"], "d30": s["score_30d"], "avm": s["avm"], "eval_s": time.perf_counter() - t0}
+
+
+def _append(out: Path, row: dict) -> None:
+    """Append one row to the CSV ``out``, aligned by column name (the file is rewritten atomically)."""
+    df = pd.DataFrame([row])
+    if out.is_file():
+        df = pd.concat([pd.read_csv(out), df], ignore_index=True)
+    tmp = out.with_name(out.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(out)
 
 
 def main() -> None:
@@ -173,7 +231,10 @@ def main() -> None:
             hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
             t0 = time.perf_counter()
             try:
-                h = hwa_finetune(ck, pv, hcfg, task)
+                if v in BUDGET:
+                    h = budget_control(ck, task, base, training, a.seed)
+                else:
+                    h = hwa_finetune(ck, pv, hcfg, task)
             except Exception as exc:  # noqa: BLE001 (a benchmark row that says why)
                 print(f"{name} {v}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
@@ -187,8 +248,7 @@ def main() -> None:
                    "reduction": 1 - drop_h / drop_p if drop_p > 0 else float("nan"),
                    "best_epoch": h.metrics.get("best_epoch"), "train_s": train_s, "hwa_s": hwa_s,
                    "recipe": json.dumps(training, sort_keys=True)}
-            df = pd.DataFrame([row])
-            df.to_csv(a.out, mode="a", header=not a.out.is_file(), index=False)
+            _append(a.out, row)
             print(f"{name:28s} {v:20s} plain d={plain['digital']:.3f} 1d={plain['d1']:.3f}±{plain['d1_std']:.3f} "
                   f"avm={plain['avm']:+.3f} | hwa d={r['digital']:.3f} 1d={r['d1']:.3f}±{r['d1_std']:.3f} "
                   f"avm={r['avm']:+.3f} | drop {drop_p:.3f}->{drop_h:.3f} red {row['reduction']:+.0%} "
