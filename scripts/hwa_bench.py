@@ -174,9 +174,60 @@ def _append(out: Path, row: dict) -> None:
     tmp.replace(out)
 
 
+def _key(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prime_study(study: Path, out: Path, cache: Path) -> None:
+    """Copy this script's cached checkpoints into the checkpoint folder of a study run (``out``/checkpoints)
+    under the study runner's own cache keys, where the study would train exactly the same thing: same spec,
+    task, digital recipe and seed (and for ``hwa = true`` entries the same HWA TrainConfig and the preset's
+    unmodified ``[training]`` table). Everything else the study trains itself."""
+    import shutil
+
+    from analogmed.analog.hwa import hwa_config
+    from analogmed.analog.presets import load_preset
+    from analogmed.data import get_task
+    from analogmed.study.config import load_study
+    from analogmed.study.runner import _hash, _spec_for
+    from analogmed.train import TrainConfig
+
+    cfg = load_study(study)
+    ckdir = out / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    for task_kw in cfg.tasks:
+        task = get_task(**task_kw)
+        for entry in cfg.models:
+            if entry.checkpoint:
+                continue
+            spec = _spec_for(entry, task)
+            tcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=False, val_every=0, **cfg.train.digital())
+            skey = _hash({"spec": spec, "task": task.spec, "recipe": tcfg.recipe(), "seed": cfg.seed})
+            bkey = _key([spec, task.spec, tcfg.recipe()])
+            src, dst = cache / f"{bkey}.pt", ckdir / f"{skey}.pt"
+            if entry.hwa:
+                t = cfg.train
+                preset = load_preset(t.hwa_preset)
+                hcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=False, epochs=t.hwa_epochs, lr=t.hwa_lr,
+                                   weight_decay=t.weight_decay, batch_size=t.batch_size, augment=t.augment,
+                                   val_every=max(1, t.hwa_epochs // 4))
+                mine = hwa_config(preset, seed=cfg.seed, device="cpu", progress=False)
+                if mine.recipe() != hcfg.recipe():
+                    print(f"prime {entry.name}+hwa: study HWA config differs from the preset's recipe; not primed")
+                    continue
+                skey = _hash({"digital": skey, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset,
+                              "preset_spec": preset.to_dict()})
+                src = cache / f"hwa-{_key([bkey, False, preset.spec.training.model_dump(), mine.recipe()])}.pt"
+                dst = ckdir / f"{skey}.pt"
+            if src.is_file() and not dst.exists():
+                shutil.copyfile(src, dst)
+            what = f"copied {src.name}" if dst.exists() else "not cached"
+            print(f"prime {entry.name}: {what}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nets", required=True)
+    ap.add_argument("--nets", default="")
     ap.add_argument("--variants", default="recipe")
     ap.add_argument("--preset", default="pcm", help="inference preset (its [training] table is overridden)")
     ap.add_argument("--dims", type=int, default=2)
@@ -188,8 +239,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hwa-exp/ckpt"))
+    ap.add_argument("--prime-study", type=Path, default=None,
+                    help="with --out DIR: copy cached checkpoints into study folder DIR (see prime_study) and exit")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    if a.prime_study:
+        prime_study(a.prime_study, a.out, a.cache)
+        return
     from analogmed.analog.hwa import hwa_config, hwa_finetune
     from analogmed.analog.presets import Preset, PresetFile, load_preset
     from analogmed.data import get_task
@@ -211,8 +267,7 @@ def main() -> None:
         if not todo:
             continue
         cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, device="cpu", progress=False, val_every=0)
-        blob = json.dumps([spec, task.spec, cfg.recipe()], sort_keys=True, default=str).encode()
-        key = hashlib.sha1(blob).hexdigest()[:16]
+        key = _key([spec, task.spec, cfg.recipe()])
         path = a.cache / f"{key}.pt"
         if path.is_file():
             ck = load_checkpoint(path)
@@ -229,16 +284,22 @@ def main() -> None:
             spec_v = PresetFile.model_validate({**base.spec.model_dump(mode="json"), "training": training})
             pv = Preset(name=base.name, path=base.path, spec=spec_v)
             hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
+            hpath = a.cache / f"hwa-{_key([key, v in BUDGET, training, hcfg.recipe()])}.pt"
             t0 = time.perf_counter()
             try:
-                if v in BUDGET:
+                if hpath.is_file():  # trained by an earlier run (same digital checkpoint and recipe)
+                    h = load_checkpoint(hpath)
+                elif v in BUDGET:
                     h = budget_control(ck, task, base, training, a.seed)
                 else:
                     h = hwa_finetune(ck, pv, hcfg, task)
             except Exception as exc:  # noqa: BLE001 (a benchmark row that says why)
                 print(f"{name} {v}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
-            hwa_s = time.perf_counter() - t0
+            if not hpath.is_file():
+                h.metrics["bench_wall_s"] = time.perf_counter() - t0
+                save_checkpoint(hpath, h)
+            hwa_s = float(h.metrics.get("bench_wall_s", float("nan")))
             r = robust(h.model, task, base, a.repeats, a.seed)
             drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
             row = {"net": name, "variant": v, "preset": base.name, "dims": a.dims, "repeats": a.repeats,
