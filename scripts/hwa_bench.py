@@ -81,6 +81,10 @@ VARIANTS.update({
     # budget control (not HWA): continue the plain checkpoint with the recipe's epochs / lr / schedule /
     # weight decay and its checkpoint selection (analog 1-day score every select_every epochs), without any
     # noise: plain digital training (see budget_control)
+    # stronger / longer schedules of the pcm recipe (for networks short of 50 %)
+    "ep80": {"epochs": 80},
+    "ep80-lr1e-3": {"epochs": 80, "lr": 1e-3},
+    "noise1y": {"noise_time_s": 31_536_000.0},
     "budget": {},
     "budget-last": {"select": "last"},
 })
