@@ -229,6 +229,25 @@ def prime_study(study: Path, out: Path, cache: Path) -> None:
             print(f"prime {entry.name}: {what}")
 
 
+def markdown_table(csvs: list[Path]) -> str:
+    """Markdown table of benchmark CSV rows (docs/hwa.md): plain vs HWA (or control) per (network, variant);
+    "meets" = reduction >= 50 % and 1-day std and AVM no worse than plain."""
+    d = pd.concat([pd.read_csv(f) for f in csvs], ignore_index=True)
+    out = ["| network | dims | variant | plain digital | plain 1 d ± std | plain AVM | HWA digital | HWA 1 d ± std "
+           "| HWA AVM | drop plain → HWA | reduction | std ok | AVM ok | meets | digital / HWA / eval wall (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in d.iterrows():
+        sok, aok = r.hwa_d1_std <= r.plain_d1_std, r.hwa_avm <= r.plain_avm
+        meets = r.reduction >= 0.5 and sok and aok
+        red = f"{r.reduction:+.0%}" if r.drop_plain > 0.02 else f"({r.reduction:+.0%})"
+        out.append(f"| {r.net} | {r.dims}D | {r.variant} | {r.plain_digital:.3f} | {r.plain_d1:.3f} ± "
+                   f"{r.plain_d1_std:.3f} | {r.plain_avm:+.3f} | {r.hwa_digital:.3f} | {r.hwa_d1:.3f} ± "
+                   f"{r.hwa_d1_std:.3f} | {r.hwa_avm:+.3f} | {r.drop_plain:.3f} → {r.drop_hwa:.3f} | {red} | "
+                   f"{'yes' if sok else 'no'} | {'yes' if aok else 'no'} | {'**yes**' if meets else 'no'} | "
+                   f"{r.train_s:.0f} / {r.hwa_s:.0f} / {r.plain_eval_s + r.hwa_eval_s:.0f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", default="")
@@ -241,11 +260,15 @@ def main() -> None:
     ap.add_argument("--hwa-epochs", type=int, default=None, help="override every variant's epochs")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hwa-exp/ckpt"))
     ap.add_argument("--prime-study", type=Path, default=None,
                     help="with --out DIR: copy cached checkpoints into study folder DIR (see prime_study) and exit")
+    ap.add_argument("--table", default=None, help="comma list of CSVs: print their markdown table and exit")
     a = ap.parse_args()
+    if a.table:
+        print(markdown_table([Path(f) for f in a.table.split(",")]))
+        return
     torch.set_num_threads(1)
     if a.prime_study:
         prime_study(a.prime_study, a.out, a.cache)
