@@ -243,7 +243,8 @@ def markdown_table(csvs: list[Path]) -> str:
         out.append(f"| {r.net} | {r.dims}D | {r.variant} | {r.plain_digital:.3f} | {r.plain_d1:.3f} ± "
                    f"{r.plain_d1_std:.3f} | {r.plain_avm:+.3f} | {r.hwa_digital:.3f} | {r.hwa_d1:.3f} ± "
                    f"{r.hwa_d1_std:.3f} | {r.hwa_avm:+.3f} | {r.drop_plain:.3f} → {r.drop_hwa:.3f} | {red} | "
-                   f"{'yes' if sok else 'no'} | {'yes' if aok else 'no'} | {'**yes**' if meets else 'no'} | "
+                   f"{'yes' if sok else f'no ({r.hwa_d1_std - r.plain_d1_std:+.3f})'} | "
+                   f"{'yes' if aok else f'no ({r.hwa_avm - r.plain_avm:+.3f})'} | {'**yes**' if meets else 'no'} | "
                    f"{r.train_s:.0f} / {r.hwa_s:.0f} / {r.plain_eval_s + r.hwa_eval_s:.0f} |")
     return "\n".join(out)
 
