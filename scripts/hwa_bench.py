@@ -85,6 +85,9 @@ VARIANTS.update({
     "ep80": {"epochs": 80},
     "ep80-lr1e-3": {"epochs": 80, "lr": 1e-3},
     "noise1y": {"noise_time_s": 31_536_000.0},
+    # the pcm recipe fine-tuning the budget control's checkpoint (digital 40 + 40 noise-free epochs) instead
+    # of the plain one: HWA on a longer-trained network
+    "budget+recipe": {},
     "budget": {},
     "budget-last": {"select": "last"},
 })
@@ -312,13 +315,22 @@ def main() -> None:
             spec_v = PresetFile.model_validate({**base.spec.model_dump(mode="json"), "training": training})
             pv = Preset(name=base.name, path=base.path, spec=spec_v)
             hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
-            hpath = a.cache / f"hwa-{_key([key, v in BUDGET, training, hcfg.recipe()])}.pt"
+            bpath = a.cache / f"hwa-{_key([key, True, training, hcfg.recipe()])}.pt"  # budget control
+            tag = "budget+" if v == "budget+recipe" else v in BUDGET
+            hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe()])}.pt"
             t0 = time.perf_counter()
             try:
                 if hpath.is_file():  # trained by an earlier run (same digital checkpoint and recipe)
                     h = load_checkpoint(hpath)
                 elif v in BUDGET:
                     h = budget_control(ck, task, base, training, a.seed)
+                elif v == "budget+recipe":
+                    if bpath.is_file():
+                        start = load_checkpoint(bpath)
+                    else:
+                        start = budget_control(ck, task, base, training, a.seed)
+                        save_checkpoint(bpath, start)
+                    h = hwa_finetune(start, pv, hcfg, task)
                 else:
                     h = hwa_finetune(ck, pv, hcfg, task)
             except Exception as exc:  # noqa: BLE001 (a benchmark row that says why)
