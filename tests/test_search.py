@@ -217,3 +217,25 @@ def test_mni152_brainmask_task():
         assert ((yt > 0) <= (yb > 0)).all()                       # every tissue voxel is brain
     filled = sum(int(((brain.arrays[s][1] > 0) & (tissue.arrays[s][1] == 0)).sum()) for s in ("train", "val"))
     assert filled > 0                                             # enclosed CSF became brain
+
+
+def test_compare_objectives_pairs_per_method_and_seed():
+    from analogmed.search.report import compare_objectives
+
+    sel = pd.DataFrame({"objective": ["digital", "analog"] * 3, "method": ["random"] * 4 + ["nsga2"] * 2,
+                        "seed": [0, 0, 1, 1, 0, 0], "label": ["A8", "B8", "C8", "C8", "A8", "D8"],
+                        "sn_score_1d": [0.5, 0.6, 0.7, 0.7, 0.5, 0.4], "sn_avm": [0.1, 0.0, 0.0, 0.0, 0.1, 0.2],
+                        "latency_ms": [1.0, 2.0, 1.0, 1.0, 1.0, 1.0]})
+    st = pd.DataFrame({"objective": ["digital", "digital", "analog", "analog"], "method": ["random"] * 4,
+                       "seed": [0] * 4, "task": ["a", "b", "a", "b"], "score_1d": [0.4, 0.6, 0.7, 0.7],
+                       "avm": [0.0, 0.0, 0.1, 0.1], "digital_score": [0.8, 0.8, 0.9, 0.9]})
+    c = compare_objectives(sel, st).set_index("measure")
+    # 3 pairs, 1 the same architecture; 1-day: analog better in (random, 0), worse in (nsga2, 0)
+    assert c.loc["sn_score_1d", "pairs"] == 3 and c.loc["sn_score_1d", "same_architecture"] == 1
+    assert c.loc["sn_score_1d", ["analog_better", "analog_worse"]].tolist() == [1, 1]
+    assert c.loc["sn_score_1d", "analog_objective"] == pytest.approx((0.6 + 0.7 + 0.4) / 3)
+    assert c.loc["sn_avm", ["analog_better", "analog_worse"]].tolist() == [1, 1]      # lower AVM is better
+    assert c.loc["latency_ms", ["analog_better", "analog_worse"]].tolist() == [0, 1]
+    # stand-alone rows: mean over tasks, one pair (random, 0): 0.5 vs 0.7
+    assert c.loc["T_score_1d", "pairs"] == 1 and c.loc["T_score_1d", "digital_objective"] == pytest.approx(0.5)
+    assert c.loc["T_avm", ["analog_better", "analog_worse"]].tolist() == [0, 1]

@@ -47,7 +47,7 @@ from aihwkit.simulator.tiles.array import TileModuleArray
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor, nn
 
-from analogmed.analog.fast_kernel import dac, fused_out
+from analogmed.analog.fast_kernel import dac, fused_out, untap
 from analogmed.analog.layers import _AnalogConvTransposeNd
 
 ENGINES = ("fast", "aihwkit")
@@ -121,6 +121,7 @@ class _Folded:
     out_bound: float = math.inf
     sigma: float = 0.0
     perfect: bool = False
+    bias_rows: Tensor | None = None  # convT with non-overlapping taps: bias per (C_out, tap) row, added in the pass
 
 
 def _tile_grid(layer) -> tuple[list[list], list[int], list[int], Tensor | None]:
@@ -193,7 +194,16 @@ def _fold(layer, check: bool = True) -> _Folded | str:
                                  None if ir is None else float(ir.detach().item()), w.contiguous(),
                                  torch.cat(scales).contiguous()))
         lo = hi
+    if kind == "convT" and out.bias is not None and _non_overlapping(layer):
+        out.bias_rows = out.bias.repeat_interleave(math.prod(layer.kernel_size)).contiguous()
     return out
+
+
+def _non_overlapping(layer) -> bool:
+    """A transposed conv whose taps never overlap (k == stride, e.g. k2s2; no padding, dilation 1): every
+    output element is exactly one (tap, input position) column of the MVM."""
+    return tuple(layer.kernel_size) == tuple(layer.stride) and all(d == 1 for d in layer.dilation) \
+        and all(p == 0 for p in layer.padding) and all(o == 0 for o in layer.output_padding)
 
 
 def _dac(x: Tensor, t: _InTile, fo: _Folded) -> Tensor:
@@ -216,7 +226,7 @@ def _finish(y: Tensor, acc: Tensor | None, t: _InTile, bias: Tensor | None, inne
             v = v + (bias.view(1, -1, *([1] * (y.dim() - 2))) if inner > 1 else bias)
         return v
     seed = _seed() if fo.sigma > 0 else 0
-    return fused_out(y, acc, t.scale, bias, inner, fo.sigma, fo.out_step, fo.out_bound, seed)
+    return fused_out(y, acc, t.scale, bias, inner, fo.sigma, fo.out_step, fo.out_bound, seed, inplace=True)
 
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -252,11 +262,9 @@ def _col2im(cols: Tensor, layer, s_in: tuple[int, ...]) -> Tensor:
     n = layer.SPATIAL_DIMS
     b, c = cols.shape[:2]
     ks, st, dl = layer.kernel_size, layer.stride, layer.dilation
-    if tuple(ks) == tuple(st) and all(d == 1 for d in dl) and all(p == 0 for p in layer.padding) \
-            and all(o == 0 for o in layer.output_padding):
+    if _non_overlapping(layer):
         # non-overlapping taps (k2s2): out[s * k + t] = cols[t, s]
-        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
-        return cols.permute(*perm).reshape(b, c, *[s * k for s, k in zip(s_in, ks)])
+        return untap(cols, tuple(ks), tuple(s_in))
     full = tuple((s - 1) * sd + d * (k - 1) + 1 + op for s, sd, d, k, op in zip(
         s_in, st, dl, ks, layer.output_padding))
     out = cols.new_zeros(b, c, *full)
@@ -276,13 +284,14 @@ def _convT_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
     flat = x.reshape(b, x.shape[1], -1)                       # [B, C_in, L]
     acc = None
     inner = flat.shape[2]
-    for t in fo.tiles:
+    last = len(fo.tiles) - 1
+    for i, t in enumerate(fo.tiles):
         xq = _dac(flat[:, t.lo:t.hi], t, fo)
         y = torch.matmul(t.weight, xq)                        # [B, C_out * prod(k), L]
-        acc = _finish(y.contiguous(), acc, t, None, inner, fo)
+        acc = _finish(y.contiguous(), acc, t, fo.bias_rows if i == last else None, inner, fo)
     cols = acc.view(b, layer.out_channels, *layer.kernel_size, *s_in)
     out = _col2im(cols, layer, s_in)
-    if fo.bias is not None:
+    if fo.bias is not None and fo.bias_rows is None:
         out = out + fo.bias.view(1, -1, *([1] * n))
     return out if batched else out.squeeze(0)
 

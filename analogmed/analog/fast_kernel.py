@@ -96,6 +96,9 @@ def _build() -> ctypes.CDLL:
     f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float,
                   ctypes.c_float, ctypes.c_uint64]
+    u = dll.analogmed_untap
+    u.restype = None
+    u.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 7
     d = dll.analogmed_dac
     d.restype = None
     d.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_float,
@@ -245,6 +248,20 @@ def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: flo
     return torch.clamp(x, min=-bound, max=bound)
 
 
+def _dense(x: torch.Tensor) -> bool:
+    """True when ``x`` covers exactly ``x.numel()`` consecutive elements of memory (a permutation of a
+    contiguous layout: no gaps, no overlaps), so an elementwise kernel can run on its memory directly."""
+    if x.is_contiguous():
+        return True
+    dims = sorted((st, sz) for st, sz in zip(x.stride(), x.shape) if sz != 1)
+    expect = 1
+    for st, sz in dims:
+        if st != expect:
+            return False
+        expect *= sz
+    return True
+
+
 def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float,
         ir_value: float | None = None) -> torch.Tensor:
     """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`.
@@ -252,7 +269,9 @@ def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bo
     lib = load_kernel() if (x.device.type == "cpu" and x.dtype == torch.float32) else None
     if lib is None:
         return dac_torch(x, ir, perfect, step, bound)
-    src = x.contiguous()
+    # elementwise: a dense tensor in any order of dimensions (e.g. ChannelLinear's ``movedim`` view of a
+    # channel-first map) is processed in its memory order, into an output with the same strides
+    src = x if _dense(x) else x.contiguous()
     out = torch.empty_like(src)
     v = 1.0 if ir is None else float(ir.item()) if ir_value is None else ir_value
     lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), abs(v), v, int(perfect),
@@ -261,14 +280,18 @@ def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bo
 
 
 def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bias: torch.Tensor | None,
-              inner: int, sigma: float, step: float, bound: float, seed: int) -> torch.Tensor:
+              inner: int, sigma: float, step: float, bound: float, seed: int, inplace: bool = False) -> torch.Tensor:
     """The fused output pass (module docstring): the C kernel for CPU float32 tensors when it is
-    available, else :func:`fused_out_torch`. Same arguments and result as :func:`fused_out_torch`."""
+    available, else :func:`fused_out_torch`. Same arguments and result as :func:`fused_out_torch`;
+    ``inplace=True`` (``y`` is a scratch tensor of the caller) lets the kernel write the result into ``y``
+    when there is no ``acc`` (no new output tensor, one memory stream less)."""
     lib = load_kernel() if (y.device.type == "cpu" and y.dtype == torch.float32) else None
     if lib is None:
         return fused_out_torch(y, acc, scale, bias, inner, sigma, step, bound, seed)
+    if inplace and not y.is_contiguous():
+        inplace = False
     y = y.contiguous()
-    out = acc if acc is not None else torch.empty_like(y)
+    out = acc if acc is not None else (y if inplace else torch.empty_like(y))
     if not out.is_contiguous():
         return fused_out_torch(y, acc, scale, bias, inner, sigma, step, bound, seed)
     sc = scale.detach().to(torch.float32).contiguous()
@@ -276,4 +299,23 @@ def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bi
     lib.analogmed_fused_out(y.data_ptr(), out.data_ptr(), y.numel(), int(inner), sc.numel(), sc.data_ptr(),
                             None if bs is None else bs.data_ptr(), int(acc is not None), float(sigma),
                             float(step), float(bound), int(seed) & ((1 << 64) - 1))
+    return out
+
+
+def untap(cols: torch.Tensor, kernel: tuple[int, ...], s_in: tuple[int, ...]) -> torch.Tensor:
+    """col2im of a transposed conv with non-overlapping taps (kernel == stride, no padding), a pure copy:
+    ``cols`` [B, C, *kernel, *s_in] -> [B, C, *(s * k)]. The C kernel for contiguous CPU float32 tensors
+    (one pass, the two taps of k = 2 interleaved), else a torch permute (the same values)."""
+    n = len(kernel)
+    b, c = cols.shape[:2]
+    shape = (b, c, *[s * k for s, k in zip(s_in, kernel)])
+    lib = load_kernel() if (cols.device.type == "cpu" and cols.dtype == torch.float32 and n in (2, 3)
+                            and cols.is_contiguous()) else None
+    if lib is None:
+        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
+        return cols.permute(*perm).reshape(shape)
+    k = (1,) * (3 - n) + tuple(kernel)
+    s = (1,) * (3 - n) + tuple(s_in)
+    out = torch.empty(shape, dtype=cols.dtype, device=cols.device)
+    lib.analogmed_untap(cols.data_ptr(), out.data_ptr(), b * c, *k, *s)
     return out

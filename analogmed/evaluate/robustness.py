@@ -32,7 +32,12 @@ programming, drift and torch tile forward.
 
 Seeds: repetition ``r`` is programmed with ``derive_seed(seed, "program", r)``, drifted with
 ``derive_seed(seed, "drift", r, t)`` and evaluated (output noise) under
-``derive_seed(seed, "eval", r, t)``: the same seed and engine give bit-identical tables.
+``derive_seed(seed, "eval", r, t)``: the same seed and engine give bit-identical tables. These seeds
+do not depend on the model, so repetition ``r`` of two models with the same tile shapes shares its
+random draws (common random numbers): differences between models of one table are less noisy, but
+the models' scores are *not* independent samples of the hardware noise (a test across models that
+treats them as independent, e.g. a paired t-test over a benchmark's candidates against another
+engine, overstates its significance; give every model its own seed for such a test).
 """
 from __future__ import annotations
 
@@ -292,12 +297,13 @@ def _manual_seed(seed: int) -> None:
 
 
 _FLAT: "weakref.WeakKeyDictionary[nn.Module, object]" = weakref.WeakKeyDictionary()
-#: Drift studies program/drift through :class:`analogmed.analog.fast_drift.FlatNoise` (vectorised, ~1.3x
-#: faster studies) only when True. Off by default: over the 172 candidates shared with the shipped
-#: aihwkit benchmark, FlatNoise-based scores were lower at 30 d by 0.017 Dice (paired t p = 0.002; AVM
-#: +0.017, p = 0.01) while 1 s agreed, so a time-dependent difference from aihwkit's drift/compensation
-#: remains unexplained. With False, the fast engine uses aihwkit's own program/drift (its forward only).
-FLAT_NOISE_IN_STUDIES = False
+#: Drift studies with the fast engine program/drift through :class:`analogmed.analog.fast_drift.FlatNoise`
+#: (vectorised over all tiles, aihwkit's formulas, its own seeded generator) when True; False falls back to
+#: aihwkit's per-tile ``program`` / ``drift``. An earlier comparison (172 candidates of the 2-D benchmark,
+#: paired t p = 0.002 at 30 d) had kept it off; that test was invalid: every candidate uses the same seeds
+#: per repetition, so aihwkit's draws are shared across candidates (common random numbers) and the 172
+#: differences are not independent. With independent seeds per candidate the engines agree (docs/analog.md).
+FLAT_NOISE_IN_STUDIES = True
 
 
 def flat_noise(amodel: nn.Module):

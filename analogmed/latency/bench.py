@@ -10,9 +10,12 @@ noisy: only ratios measured in the same run are comparable). Models (``MODELS``)
 * ``unetr-3d``: the zoo UNETR (``size="small"``), input ``1 x 1 x size3^3``.
 
 Analog models: ``analogmed.analog.to_analog(model, preset)``, programmed (seed 0) and drifted to 1 day.
-Timing: ``rounds`` round-robin rounds, each timing digital, aihwkit and fast forwards (warm-up +
-``repeats`` forwards, median); reported: the median over rounds of each time and of the per-round
-ratios ``ratio = fast / digital`` and ``aihwkit_ratio = aihwkit / digital``. Drift-study throughput:
+Timing: ``rounds`` rounds, each timing digital and aihwkit forwards interleaved (d, a, d, a, ...),
+then digital and fast forwards interleaved (warm-up + ``repeats`` pairs); reported: the median over
+rounds of each time's per-round median, and ``ratio = fast / digital`` / ``aihwkit_ratio = aihwkit /
+digital`` as the medians over all rounds of the ratios of *adjacent* calls (the machine is shared:
+a load burst hits both calls of a pair, not one engine's whole block); ``ratio_best`` = fastest fast
+forward / fastest digital forward (the least load-affected estimate on a busy machine). Drift-study throughput:
 one repetition = ``program`` + 4 x (``drift`` to 60 s / 1 h / 1 d / 30 d + one forward of the
 batch), timed per engine; ``evals_per_s`` = 4 / its wall time. ``layers``: per layer kind (e.g.
 ``Conv2d k3``, ``ConvTranspose2d k2s2``, ``Linear``), the summed fast and native-digital time of
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from analogmed.latency.timing import time_call, time_forward, torch_threads
+from analogmed.latency.timing import time_call, torch_threads
 
 DRIFT_TIMES_S = (60.0, 3600.0, 86400.0, 30 * 86400.0)
 MODELS = ("monai-unet-2d", "candidate-2d", "candidate-3d", "unetr-3d")
@@ -129,6 +132,23 @@ def layer_breakdown(am: nn.Module, x: torch.Tensor, repeats: int = 3) -> list[di
     return out
 
 
+@torch.no_grad()
+def _paired(fns: list[Callable[[], object]], repeats: int, warmup: int = 2) -> list[list[float]]:
+    """Time the calls of ``fns`` interleaved (f0, f1, f0, f1, ...; ``warmup`` untimed rounds first):
+    ``repeats`` times (ms) per function. Adjacent calls see the same machine load, so the ratio of the
+    i-th times of two functions is robust on a shared, noisy machine."""
+    for _ in range(warmup):
+        for f in fns:
+            f()
+    out: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, f in enumerate(fns):
+            t0 = time.perf_counter()
+            f()
+            out[k].append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
 def _drift_rep(am, x, engine: str) -> float:
     """Wall time (s) of one drift-study repetition: program + 4 x (drift + forward)."""
     from analogmed.analog import drift, program
@@ -164,17 +184,23 @@ def run_bench(threads: int = 1, batch: int = 8, size: int = 128, size3: int = 32
             am = to_analog(dm, pr).eval()
             program(am, 0)
             drift(am, 86400.0, 0)
-            dig, aih, fst = [], [], []
+            dig, aih, fst, pairs, apairs, best_d, best_f = [], [], [], [], [], [], []
             for _ in tqdm(range(rounds), desc=name, disable=None if progress else True):
-                dig.append(time_forward(dm, x, warmup=2, repeats=repeats).median_ms)
-                aih.append(time_forward(am, x, warmup=2, repeats=repeats).median_ms)
+                aih_d = _paired([lambda: dm(x), lambda: am(x)], repeats)
                 with fast_engine(am, quiet=True):
-                    fst.append(time_forward(am, x, warmup=2, repeats=repeats).median_ms)
+                    fst_d = _paired([lambda: dm(x), lambda: am(x)], repeats)
+                dig.append(statistics.median(fst_d[0] + aih_d[0]))
+                aih.append(statistics.median(aih_d[1]))
+                fst.append(statistics.median(fst_d[1]))
+                pairs += [f / d for d, f in zip(*fst_d)]
+                best_d.append(min(fst_d[0] + aih_d[0]))
+                best_f.append(min(fst_d[1]))
+                apairs += [a / d for d, a in zip(*aih_d)]
             row = {"model": name, "description": desc, "input": list(x.shape),
                    "digital_ms": statistics.median(dig), "aihwkit_ms": statistics.median(aih),
                    "fast_ms": statistics.median(fst),
-                   "ratio": statistics.median(f / d for f, d in zip(fst, dig)),
-                   "aihwkit_ratio": statistics.median(a / d for a, d in zip(aih, dig)),
+                   "ratio": statistics.median(pairs), "aihwkit_ratio": statistics.median(apairs),
+                   "ratio_best": min(best_f) / min(best_d), "pair_ratios": pairs,
                    "digital_rounds_ms": dig, "aihwkit_rounds_ms": aih, "fast_rounds_ms": fst}
             if drift_rep:
                 rep_a, rep_f = [], []
@@ -200,12 +226,14 @@ def format_bench(res: dict) -> str:
     lines = [f"{res['threads']} thread(s), {res['rounds']} rounds x {res['repeats']} repeats (medians), "
              f"preset {res['preset']}, fast output pass: {res['output_pass']}",
              f"{'model':14s} {'input':>14s} {'digital ms':>10s} {'aihwkit ms':>10s} {'fast ms':>8s} "
-             f"{'aihwkit/dig':>11s} {'fast/dig':>8s} {'evals/s aihwkit':>15s} {'evals/s fast':>12s} {'speedup':>7s}"]
+             f"{'aihwkit/dig':>11s} {'fast/dig':>8s} {'best':>5s} {'evals/s aihwkit':>15s} {'evals/s fast':>12s} "
+             f"{'speedup':>7s}"]
     for r in res["rows"]:
         ev = (f"{r['evals_per_s_aihwkit']:15.2f} {r['evals_per_s_fast']:12.2f} {r['evals_speedup']:7.2f}"
               if "evals_per_s_fast" in r else f"{'-':>15s} {'-':>12s} {'-':>7s}")
         lines.append(f"{r['model']:14s} {'x'.join(map(str, r['input'])):>14s} {r['digital_ms']:10.1f} "
-                     f"{r['aihwkit_ms']:10.1f} {r['fast_ms']:8.1f} {r['aihwkit_ratio']:11.2f} {r['ratio']:8.2f} {ev}")
+                     f"{r['aihwkit_ms']:10.1f} {r['fast_ms']:8.1f} {r['aihwkit_ratio']:11.2f} {r['ratio']:8.2f} "
+                     f"{r.get('ratio_best', float('nan')):5.2f} {ev}")
     for r in res["rows"]:
         slow = [k for k in r.get("layers", []) if k["ratio"] > 1.5]
         if slow:

@@ -34,13 +34,19 @@ Format (see ``docs/search.md``)::
     [standalone]                      # the "(T)" rows: selected architectures trained from scratch
     epochs = 20
     repeats = 3                       # analog hardware instances for their 1-day score / AVM
+    [deploy]                          # mt-mias-c: the smallest deployable supernet, one sub-network per task
+    tolerance = 0.02                  # alpha a task may give up for a smaller supernet
+    max_latency_ms = 3.0              # per task (default [select] max_latency_ms); max_params = ...
+
+An analog MED-NAS-Bench table can replace the evaluations (``[analog] alpha_source = "nasbench"``,
+``nasbench = "<shipped name, .json/.parquet path or build folder>"`` or a list, one table per task).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -75,6 +81,16 @@ class AnalogSection(_Strict):
     preset: str = "pcm"
     repeats: int = Field(3, ge=1)
     avm_penalty: float = Field(1.0, ge=0)
+    alpha_source: Literal["evaluate", "nasbench"] = "evaluate"
+    nasbench: Optional[Union[str, list[str]]] = None   # table name(s) / path(s) for alpha_source = "nasbench"
+
+    @model_validator(mode="after")
+    def _source(self):
+        if self.alpha_source == "nasbench" and not self.nasbench:
+            raise ValueError('alpha_source = "nasbench" needs nasbench = "<shipped name or path of a table>"')
+        if self.alpha_source == "evaluate" and self.nasbench:
+            raise ValueError('nasbench is given but alpha_source is "evaluate"; set alpha_source = "nasbench"')
+        return self
 
 
 class MiasSection(_Strict):
@@ -92,6 +108,16 @@ class Nsga2Section(_Strict):
 
 class SelectSection(_Strict):
     max_latency_ms: Optional[float] = Field(None, gt=0)
+
+
+class DeploySection(_Strict):
+    """MT-MIAS-C's deployable supernet (:mod:`analogmed.search.deploy`): one sub-network per task, the smallest
+    supernet holding them within the budgets."""
+
+    enabled: bool = True
+    tolerance: float = Field(0.02, ge=0)            # alpha a task may give up for a smaller supernet
+    max_latency_ms: Optional[float] = Field(None, gt=0)   # per task; default [select] max_latency_ms
+    max_params: Optional[int] = Field(None, ge=1)         # weights of the deployable supernet
 
 
 class StandaloneSection(_Strict):
@@ -123,6 +149,7 @@ class SearchConfig(_Strict):
     nsga2: Nsga2Section = Nsga2Section()
     select: SelectSection = SelectSection()
     standalone: StandaloneSection = StandaloneSection()
+    deploy: DeploySection = DeploySection()
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +207,13 @@ class SearchConfig(_Strict):
         """sha256 (16 hex) of the named fields (all result-changing fields if none)."""
         blob = self.model_dump(include=set(sections) if sections else None,
                                exclude=None if sections else {"description", "name"})
+        an = blob.get("analog")
+        if an is not None and an.get("alpha_source") == "evaluate":   # fingerprints of files before these keys
+            an.pop("alpha_source")
+            an.pop("nasbench")
+        dep = blob.get("deploy")
+        if dep is not None and dep == DeploySection().model_dump():
+            blob.pop("deploy")
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -193,5 +227,5 @@ def load_search(path: str | Path) -> SearchConfig:
     return load_model(SearchConfig, path, "search", "docs/search.md", "a .toml search file")
 
 
-__all__ = ["HARDWARE_AWARE", "METHODS", "MULTI_TASK_METHODS", "OBJECTIVES", "PLATFORMS", "SearchConfig",
-           "load_search", "parse_search"]
+__all__ = ["DeploySection", "HARDWARE_AWARE", "METHODS", "MULTI_TASK_METHODS", "OBJECTIVES", "PLATFORMS",
+           "SearchConfig", "load_search", "parse_search"]

@@ -87,6 +87,92 @@ class SearchStore:
         return out
 
 
+_TASKS: dict[str, object] = {}
+
+
+def _task(spec: dict):
+    """``get_task(**spec)``, built once per process (a Dask worker rebuilds the tasks from their specs)."""
+    from analogmed.data import get_task
+
+    key = json.dumps(spec, sort_keys=True, default=str)
+    if key not in _TASKS:
+        _TASKS[key] = get_task(**spec)
+    return _TASKS[key]
+
+
+class EvalContext:
+    """What computing an evaluation needs, and nothing of the store: the supernets, the tasks (rebuilt from
+    their specs after pickling, so a Dask worker receives weights and specs only), the ``[analog]`` section,
+    the base seed, the scored split and the batch size."""
+
+    def __init__(self, supernets, tasks, analog, seed: int = 0, split: str = "val", batch_size: int = 8):
+        self.supernets = list(supernets)
+        self.task_specs = [dict(t.spec) for t in tasks]
+        self._tasks = list(tasks)
+        self.analog, self.seed, self.split, self.batch_size = analog, int(seed), split, int(batch_size)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tasks"] = None
+        return state
+
+    @property
+    def tasks(self) -> list:
+        if self._tasks is None:
+            self._tasks = [_task(s) for s in self.task_specs]
+        return self._tasks
+
+    def space(self):
+        from analogmed.search.space import SearchSpace
+
+        return SearchSpace(self.supernets, self.tasks)
+
+
+def _analog_row(ctx: EvalContext, sub, task, label: str, tkey: str) -> dict:
+    from analogmed.evaluate.robustness import DAY, MONTH, evaluate_instance, prepare_analog
+
+    seed = derive_seed(ctx.seed, "eval", label, tkey)
+    amodel = prepare_analog(sub, task, ctx.analog.preset, seed=seed)
+    by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
+    for r in range(ctx.analog.repeats):
+        for row in evaluate_instance(amodel, task, tuple(by_t), r, seed, ctx.split, ctx.batch_size):
+            by_t[row["t_inference_s"]].append(float(row["score"]))
+    s1, s1d, s30 = (statistics.fmean(by_t[t]) for t in (1.0, DAY, MONTH))
+    avm = s1 - s30
+    return {"alpha": s1d - ctx.analog.avm_penalty * max(avm, 0.0), "score_1s": s1, "score_1d": s1d,
+            "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"),
+            "avm": avm, "eval_seed": seed, "repeats": ctx.analog.repeats}
+
+
+def compute_eval(ctx: EvalContext, objective: str, encoding: tuple, task_index: int) -> dict:
+    """One evaluation of ``encoding`` on task ``task_index`` (runs in this process or on a Dask worker): the
+    sub-network with supernet weights, BatchNorm re-estimated on the train split, scored digitally
+    (``alpha`` = Dice) or on ``analog.repeats`` analog instances (module docstring); ``wall_s`` (s)."""
+    from analogmed.train.supernet import recalibrate_bn
+
+    t0 = time.perf_counter()
+    space = ctx.space()
+    task, tkey = space.tasks[task_index], space.keys[task_index]
+    sub = space.supernets[task_index].subnet(space.arch(encoding, task_index))
+    recalibrate_bn(sub, task, ctx.batch_size)
+    if objective == "digital":
+        from analogmed.evaluate.metrics import evaluate_model
+
+        row = {"alpha": float(evaluate_model(sub, task, ctx.split, ctx.batch_size)["score"])}
+    else:
+        row = _analog_row(ctx, sub, task, space.label(encoding), tkey)
+    row["wall_s"] = time.perf_counter() - t0
+    return row
+
+
+def eval_job(ctx: EvalContext, objective: str, encoding: tuple, task_index: int) -> dict:
+    """:func:`compute_eval` as an executor job (``analogmed.study.executors``: ``fn(ctx, **kwargs)``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return compute_eval(ctx, objective, tuple(encoding), int(task_index))
+
+
 class Evaluator:
     """``alpha`` of encodings on every task of a :class:`~analogmed.search.space.SearchSpace`, cached in a store.
 
@@ -95,54 +181,73 @@ class Evaluator:
         cost: a :class:`~analogmed.search.space.HardwareCost` (the search's platform).
         store: the :class:`SearchStore`; ``setup``: fingerprint of what changes evaluations.
         analog: the config's ``[analog]`` section; ``seed``: base seed; ``split``: scored split.
+        lookup: a :class:`~analogmed.search.lookup.BenchLookup` (``alpha_source = "nasbench"``): alpha is
+            read from the analog MED-NAS-Bench table instead of computed.
     """
 
     def __init__(self, space, cost, store: SearchStore, setup: str, analog, seed: int = 0, split: str = "val",
-                 batch_size: int = 8):
+                 batch_size: int = 8, lookup=None):
         self.space, self.cost, self.store, self.setup = space, cost, store, setup
         self.analog, self.seed, self.split, self.batch_size = analog, int(seed), split, batch_size
+        self.ctx = EvalContext(space.supernets, space.tasks, analog, seed, split, batch_size)
+        self.lookup = lookup
         self.n_computed = 0
 
-    def _digital(self, sub, task) -> dict:
-        from analogmed.evaluate.metrics import evaluate_model
+    def _key(self, encoding, objective: str, task_index: int) -> dict:
+        return dict(setup=self.setup, objective=objective, task=self.space.keys[task_index],
+                    arch=self.space.label(encoding))
 
-        return {"alpha": float(evaluate_model(sub, task, self.split, self.batch_size)["score"])}
+    def cached(self, encoding, objective: str, task_index: int) -> dict | None:
+        """The stored evaluation row, or None."""
+        return self.store.get("evals", **self._key(encoding, objective, task_index))
 
-    def _analog(self, sub, task, label: str, tkey: str) -> dict:
-        from analogmed.evaluate.robustness import DAY, MONTH, prepare_analog, evaluate_instance
+    def put(self, encoding, objective: str, task_index: int, row: dict) -> None:
+        self.store.put("evals", row, **self._key(encoding, objective, task_index))
+        self.n_computed += 1
 
-        seed = derive_seed(self.seed, "eval", label, tkey)
-        amodel = prepare_analog(sub, task, self.analog.preset, seed=seed)
-        by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
-        for r in range(self.analog.repeats):
-            for row in evaluate_instance(amodel, task, tuple(by_t), r, seed, self.split, self.batch_size):
-                by_t[row["t_inference_s"]].append(float(row["score"]))
-        s1, s1d, s30 = (statistics.fmean(by_t[t]) for t in (1.0, DAY, MONTH))
-        avm = s1 - s30
-        return {"alpha": s1d - self.analog.avm_penalty * max(avm, 0.0), "score_1s": s1, "score_1d": s1d,
-                "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"),
-                "avm": avm, "eval_seed": seed}
+    def compute(self, encoding, objective: str, task_index: int) -> dict:
+        """A new evaluation row (not stored): looked up in the benchmark table or computed here."""
+        if self.lookup is not None:
+            t0 = time.perf_counter()
+            row = self.lookup.row(self.space.label(encoding), task_index, objective)
+            row["wall_s"] = time.perf_counter() - t0
+            return row
+        return compute_eval(self.ctx, objective, self.space.canonical(encoding), task_index)
+
+    def run_jobs(self, jobs, executor=None) -> int:
+        """Compute and store the evaluations ``jobs`` (``(objective, encoding, task_index)``, not stored yet),
+        on ``executor`` (an ``analogmed.study.executors`` executor) or here; lookups always run here.
+        Returns the number computed."""
+        jobs = list(jobs)
+        if self.lookup is not None or executor is None:
+            for obj, enc, i in jobs:
+                self.put(enc, obj, i, self.compute(enc, obj, i))
+            return len(jobs)
+        items = [((obj, enc, i), self.ctx, {"objective": obj, "encoding": tuple(enc), "task_index": i})
+                 for obj, enc, i in jobs]
+        for (obj, enc, i), row in executor.map(eval_job, items):
+            self.put(enc, obj, i, row)
+        return len(jobs)
+
+    def missing(self, requests) -> list[tuple[str, tuple, int]]:
+        """The ``(objective, canonical encoding, task_index)`` of ``requests`` (``(encoding, objective)``)
+        that are not stored yet, each once."""
+        out, seen = [], set()
+        for enc, obj in requests:
+            key = self.space.canonical(enc)
+            for i in range(len(self.space.tasks)):
+                if (obj, key, i) not in seen and self.cached(key, obj, i) is None:
+                    seen.add((obj, key, i))
+                    out.append((obj, key, i))
+        return out
 
     def task_eval(self, encoding, objective: str, task_index: int) -> dict:
         """One task's evaluation row (cached): ``alpha`` and, for ``analog``, ``score_1s``, ``score_1d``,
         ``score_1d_std``, ``avm``; ``wall_s``."""
-        from analogmed.train.supernet import recalibrate_bn
-
-        task = self.space.tasks[task_index]
-        label = self.space.label(encoding)
-        tkey = self.space.keys[task_index]
-        key = dict(setup=self.setup, objective=objective, task=tkey, arch=label)
-        row = self.store.get("evals", **key)
-        if row is not None:
-            return row
-        t0 = time.perf_counter()
-        arch = self.space.arch(encoding, task_index)
-        sub = self.space.supernets[task_index].subnet(arch)
-        recalibrate_bn(sub, task, self.batch_size)
-        row = self._digital(sub, task) if objective == "digital" else self._analog(sub, task, label, tkey)
-        row["wall_s"] = time.perf_counter() - t0
-        self.store.put("evals", row, **key)
-        self.n_computed += 1
+        row = self.cached(encoding, objective, task_index)
+        if row is None:
+            row = self.compute(encoding, objective, task_index)
+            self.put(encoding, objective, task_index, row)
         return row
 
     def evaluate(self, encoding, objective: str) -> dict:
@@ -160,4 +265,4 @@ class Evaluator:
         return out
 
 
-__all__ = ["Evaluator", "SearchStore"]
+__all__ = ["EvalContext", "Evaluator", "SearchStore", "compute_eval", "eval_job"]

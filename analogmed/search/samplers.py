@@ -3,8 +3,9 @@
 Every trial suggests one categorical parameter per level (``l0``, ``l1``, ...; level 0 never Zero)
 and reports two values: ``alpha`` (maximise) and ``latency_ms`` (minimise). Every random draw of a
 trial is seeded from ``(seed, n)`` (the same stream for every method, NSGA-II aside) where ``n`` is
-the number of trials completed before it, so
-a search killed and resumed draws exactly what an uninterrupted one would have drawn.
+the number of trials completed before it (plus, in a batch asked before any is told, the batch's
+trials asked before it), so a search killed and resumed draws exactly what an uninterrupted one
+would have drawn.
 
 * :class:`SeededRandomSampler`: every level uniform among its choices.
 * :class:`RegularizedEvolutionSampler` (Real et al., AAAI 2019): the first ``population`` trials are
@@ -48,6 +49,18 @@ def _completed(study) -> list:
     return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
 
 
+def _running_before(study, trial) -> list:
+    """The trials still running that were asked before ``trial`` (a batch asked before any was told)."""
+    return sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.number < trial.number), key=lambda t: t.number)
+
+
+def trial_index(study, trial) -> int:
+    """``n`` of the module docstring: the trials completed before ``trial`` plus those of its batch asked
+    before it (equal to the completed count when trials run one at a time)."""
+    return len(_completed(study)) + len(_running_before(study, trial))
+
+
 class _Seeded(BaseSampler):
     """Per-trial seeded RNG (``self.rng``) from (seed, method, completed trials)."""
 
@@ -56,11 +69,14 @@ class _Seeded(BaseSampler):
     def __init__(self, space, seed: int):
         self.space, self.seed = space, int(seed)
         self.rng = random.Random(seed)
+        self.n, self.pending = 0, []
 
     def before_trial(self, study, trial) -> None:
         # one stream for every method (common random numbers): MIAS's warm-up and evolution's first
         # population draw the very architectures random search draws with the same seed
-        self.rng = random.Random(derive_seed(self.seed, "draw", len(_completed(study))))
+        self.n = trial_index(study, trial)
+        self.pending = _running_before(study, trial)
+        self.rng = random.Random(derive_seed(self.seed, "draw", self.n))
 
     def random_params(self) -> dict[str, Any]:
         return {f"l{i}": self.rng.choice(self.space.choices(i)) for i in range(self.space.depth)}
@@ -115,7 +131,7 @@ class SeededNSGAIISampler(NSGAIISampler):
         self._base_seed = int(seed)
 
     def before_trial(self, study, trial) -> None:
-        n = len(_completed(study))
+        n = trial_index(study, trial)
         self._rng.rng.seed(derive_seed(self._base_seed, "nsga2", n))
         self._random_sampler._rng.rng.seed(derive_seed(self._base_seed, "nsga2-random", n))
         super().before_trial(study, trial)
@@ -186,7 +202,7 @@ class MIASSampler(_Seeded):
 
     def proposal(self, study) -> tuple[str, ...] | None:
         done = _completed(study)
-        if len(done) < self.n_warmup:
+        if self.n < self.n_warmup:
             return None
         names = self.space.keys
         trials = []
@@ -195,11 +211,14 @@ class MIASSampler(_Seeded):
             res = t.user_attrs.get("res", {})
             trials.append((enc, {n: res.get(f"alpha_{n}", t.values[0]) for n in names}))
         seen = {enc for enc, _ in trials}
+        for t in self.pending:   # the batch's earlier proposals (asked, not told yet)
+            if len(t.params) == self.space.depth:
+                seen.add(self.space.canonical(encoding_of(t.params, self.space.depth)))
         ranked = [key for _, key in self.ranked(trials) if key not in seen]
         if not ranked:
             return None
         if self.relax:  # round robin over the number of blocks
-            step = len(done) - self.n_warmup
+            step = self.n - self.n_warmup
             for k in range(self.space.depth):
                 want = (step + k) % self.space.depth + 1
                 pick = next((key for key in ranked if len(key) == want), None)

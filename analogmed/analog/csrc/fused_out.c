@@ -182,3 +182,32 @@ void analogmed_dac(const float* x, float* out, int64_t n, int has_ir, float r, f
     out[k] = v;
   }
 }
+
+/* col2im of a transposed conv with non-overlapping taps (kernel == stride, no padding): a pure copy
+ *   out[n][i0*k0 + t0][i1*k1 + t1][i2*k2 + t2] = cols[n][t0][t1][t2][i0][i1][i2]
+ * for n < nb (batch x channels); 2D: k0 = s0 = 1. */
+void analogmed_untap(const float* cols, float* out, int64_t nb, int64_t k0, int64_t k1, int64_t k2, int64_t s0,
+                     int64_t s1, int64_t s2) {
+  const int64_t L = s0 * s1 * s2, T = k0 * k1 * k2, W = s2 * k2, H = s1 * k1;
+  for (int64_t n = 0; n < nb; ++n) {
+    const float* c = cols + n * T * L;
+    float* o = out + n * T * L;
+    for (int64_t i0 = 0; i0 < s0; ++i0)
+      for (int64_t t0 = 0; t0 < k0; ++t0)
+        for (int64_t i1 = 0; i1 < s1; ++i1)
+          for (int64_t t1 = 0; t1 < k1; ++t1) {
+            float* row = o + ((i0 * k0 + t0) * H + (i1 * k1 + t1)) * W;
+            const float* src = c + ((t0 * k1 + t1) * k2) * L + (i0 * s1 + i1) * s2;
+            if (k2 == 2) {
+              const float* a = src;
+              const float* b = src + L;
+              for (int64_t i2 = 0; i2 < s2; ++i2) { row[2 * i2] = a[i2]; row[2 * i2 + 1] = b[i2]; }
+            } else {
+              for (int64_t t2 = 0; t2 < k2; ++t2) {
+                const float* a = src + t2 * L;
+                for (int64_t i2 = 0; i2 < s2; ++i2) row[i2 * k2 + t2] = a[i2];
+              }
+            }
+          }
+  }
+}

@@ -1,0 +1,79 @@
+"""Shortcuts of the fast engine's layer forwards give the same numbers as the plain paths."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from analogmed.analog import drift, load_preset, program, to_analog
+from analogmed.analog import fast_kernel as fk
+from analogmed.analog.fast import _fold, fast_engine
+
+
+def test_dac_on_a_permuted_view_equals_dac_on_its_copy(monkeypatch):
+    """ChannelLinear feeds Linear a ``movedim`` view: the DAC runs on its memory order (no copy) and
+    gives the same values as on a contiguous copy and as the torch fallback; views with gaps are copied."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 7, 5, 6, generator=g) * 2
+    ir = torch.tensor(1.7)
+    view = x.movedim(1, -1)
+    assert fk._dense(view) and not view.is_contiguous()
+    assert not fk._dense(x[..., :3]) and not fk._dense(x[:, :, :1])
+    got = fk.dac(view, ir, False, 2 / 254, 1.0)
+    assert got.stride() == view.stride()
+    want = fk.dac(view.contiguous(), ir, False, 2 / 254, 1.0)
+    assert torch.equal(got, want) and torch.equal(got, fk.dac_torch(view, ir, False, 2 / 254, 1.0))
+    gap = x[..., 1:4]
+    assert torch.equal(fk.dac(gap, ir, False, 2 / 254, 1.0), fk.dac_torch(gap, ir, False, 2 / 254, 1.0))
+
+
+def test_inplace_output_pass_equals_the_new_tensor_pass():
+    g = torch.Generator().manual_seed(1)
+    y = torch.randn(3, 6, 50, generator=g)
+    scale, bias = torch.rand(6, generator=g) + 0.5, torch.randn(6, generator=g)
+    want = fk.fused_out(y.clone(), None, scale, bias, 50, 0.04, 20 / 254, 10.0, 123)
+    buf = y.clone()
+    got = fk.fused_out(buf, None, scale, bias, 50, 0.04, 20 / 254, 10.0, 123, inplace=True)
+    assert torch.equal(got, want)
+    assert torch.equal(want, fk.fused_out_torch(y, None, scale, bias, 50, 0.04, 20 / 254, 10.0, 123))
+
+
+def test_transposed_conv_bias_in_the_output_pass_is_bit_identical():
+    """k2s2 transposed convs add the digital bias per (channel, tap) row inside the fused pass; the
+    result equals the col2im-then-add path bit for bit, noise on (same seed) and 2D/3D."""
+    for layer, shape in ((nn.ConvTranspose2d(12, 5, 2, 2), (2, 12, 6, 6)),
+                         (nn.ConvTranspose3d(12, 5, 2, 2), (1, 12, 4, 4, 4))):
+        torch.manual_seed(0)
+        am = to_analog(nn.Sequential(layer).eval(), load_preset("pcm")).eval()
+        program(am, 1)
+        drift(am, 86400.0, 2)
+        x = torch.randn(*shape)
+        assert _fold(am[0]).bias_rows is not None
+        outs = []
+        for fold_bias in (True, False):
+            with fast_engine(am, quiet=True) as eng:
+                if not fold_bias:  # the plain path: bias added after col2im
+                    import analogmed.analog.fast as fast
+
+                    fo = _fold(am[0])
+                    fo.bias_rows = None
+                    am[0].forward = fast._make_forward(am[0], fo)
+                torch.manual_seed(5)
+                with torch.no_grad():
+                    outs.append(am(x))
+                eng.refresh()
+        assert torch.equal(outs[0], outs[1])
+
+
+def test_untap_kernel_equals_the_torch_permute(monkeypatch):
+    """col2im of non-overlapping taps: the C copy equals the torch permute, 2D and 3D, k = 2 and k = 3."""
+    g = torch.Generator().manual_seed(2)
+    for kernel, s_in in (((2, 2), (5, 7)), ((3, 2), (4, 3)), ((2, 2, 2), (3, 4, 5)), ((2, 3, 2), (2, 3, 4))):
+        cols = torch.randn(2, 3, *kernel, *s_in, generator=g)
+        got = fk.untap(cols, kernel, s_in)
+        n = len(kernel)
+        perm = [0, 1] + [x for i in range(n) for x in (2 + n + i, 2 + i)]
+        want = cols.permute(*perm).reshape(2, 3, *[s * k for s, k in zip(s_in, kernel)])
+        assert torch.equal(got, want)
+        monkeypatch.setenv("ANALOGMED_NO_KERNEL", "1")
+        assert torch.equal(fk.untap(cols, kernel, s_in), want)
+        monkeypatch.delenv("ANALOGMED_NO_KERNEL")
