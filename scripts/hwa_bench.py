@@ -2,17 +2,19 @@
 
 Usage (from the repository root, 1 CPU thread)::
 
-    python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants base,calibrated --out hwa-levers.csv
+    python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants recipe,old --out hwa-levers.csv
     python scripts/hwa_bench.py --nets random2d:10 --variants recipe --out hwa-random.csv
 
 ``--nets``: comma list of ``zoo:<name>`` (small size), ``arch:<label>``, ``random2d:<n>`` / ``random3d:<n>``
-(search-space candidates drawn with seeds 0..n-1). ``--variants``: names of :data:`VARIANTS` (overrides of
-the preset's ``[training]`` table). One CSV row per (network, variant) is appended as soon as it is done;
-rows already in the CSV are skipped (resumable). Digital checkpoints are cached under ``--cache``.
+(search-space candidates ``sample_architecture(seed=1000..1000+n-1)``). ``--variants``: names of
+:data:`VARIANTS` (overrides of the preset's ``[training]`` table; ``budget*``: noise-free controls). One CSV
+row per (network, variant) is appended as soon as it is done (columns aligned by name); rows already in the
+CSV are skipped (resumable). Digital checkpoints are cached under ``--cache``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import time
@@ -73,7 +75,25 @@ VARIANTS.update({
     "combo40-select-analog": _old(weight_noise_type="preset", noise_time_s=2_592_000.0, batchnorm="freeze",
                                   epochs=40, select="analog"),
     "preset-scratch": _old(weight_noise_type="preset", start="scratch", epochs=60, lr=3e-3),
+    # the pcm recipe from a fresh init for digital + HWA epochs (80 = 40 + 40); BatchNorm statistics are
+    # trained (there are no digital statistics to freeze)
+    "scratch": {"start": "scratch", "epochs": 80, "batchnorm": "train"},
+    # budget control (not HWA): continue the plain checkpoint with the recipe's epochs / lr / schedule /
+    # weight decay and its checkpoint selection (analog 1-day score every select_every epochs), without any
+    # noise: plain digital training (see budget_control)
+    # stronger / longer schedules of the pcm recipe (for networks short of 50 %)
+    "ep80": {"epochs": 80},
+    "ep80-lr1e-3": {"epochs": 80, "lr": 1e-3},
+    "noise1y": {"noise_time_s": 31_536_000.0},
+    # the pcm recipe fine-tuning the budget control's checkpoint (digital 40 + 40 noise-free epochs) instead
+    # of the plain one: HWA on a longer-trained network
+    "budget+recipe": {},
+    "budget": {},
+    "budget-last": {"select": "last"},
 })
+
+#: variants that are noise-free digital continuations (budget controls), not hardware-aware training
+BUDGET = {"budget", "budget-last"}
 
 
 def build_net(net: str, task):
@@ -106,6 +126,41 @@ def expand(nets: str, n_offset: int = 0) -> list[str]:
     return out
 
 
+def budget_control(ck, task, preset, training: dict, seed: int):
+    """Budget control: continue the digital checkpoint ``ck`` noise-free (plain AdamW on the digital network,
+    BatchNorm statistics trained as in digital training) for the HWA recipe's ``epochs`` at its ``lr``,
+    ``weight_decay`` and ``schedule``. With ``select = "analog"`` the kept epoch is chosen as the recipe's:
+    best mean Dice of ``select_instances`` programmed instances of ``preset`` at ``select_time_s`` (val split,
+    calibrated input ranges), every ``select_every`` epochs (0: epochs / 4); else the last epoch.
+    Returns a :class:`Checkpoint` (recipe kind "digital", ``init_model_id`` = ``ck``)."""
+    from analogmed.analog.hwa import analog_val_score
+    from analogmed.evaluate.metrics import evaluate_model
+    from analogmed.seeding import derive_seed, seed_everything
+    from analogmed.train import TrainConfig
+    from analogmed.train.checkpoint import Checkpoint
+    from analogmed.train.digital import fit
+
+    analog = training["select"] == "analog"
+    every = (training.get("select_every") or max(1, int(training["epochs"]) // 4)) if analog else 0
+    cfg = TrainConfig(epochs=int(training["epochs"]), lr=float(training["lr"]),
+                      weight_decay=float(training["weight_decay"]), schedule=training["schedule"], seed=seed,
+                      device="cpu", progress=False, val_every=every)
+    seed_everything(derive_seed(seed, "budget"))
+    model = copy.deepcopy(ck.model).cpu()
+    evaluate = None
+    if analog:
+        def evaluate(m):
+            return {"score": analog_val_score(m, task, preset, training["select_instances"],
+                                              training["select_time_s"], seed=seed)}
+    record = fit(model, task, cfg, evaluate=evaluate)
+    record["selected_by"] = training["select"]
+    record["val"] = evaluate_model(model, task, "val")
+    model.cpu()
+    return Checkpoint(model=model, spec=dict(ck.spec), task_spec=dict(task.spec), seed=seed,
+                      recipe={**cfg.recipe(), "init_model_id": ck.model_id, "budget_control": True},
+                      metrics=record)
+
+
 def robust(model, task, preset, repeats, seed):
     from analogmed.evaluate.robustness import DAY, MONTH, drift_study, summarize
     t0 = time.perf_counter()
@@ -116,9 +171,90 @@ def robust(model, task, preset, repeats, seed):
             "d1_std": s["score_1d_std"], "d30": s["score_30d"], "avm": s["avm"], "eval_s": time.perf_counter() - t0}
 
 
+def _append(out: Path, row: dict) -> None:
+    """Append one row to the CSV ``out``, aligned by column name (the file is rewritten atomically)."""
+    df = pd.DataFrame([row])
+    if out.is_file():
+        df = pd.concat([pd.read_csv(out), df], ignore_index=True)
+    tmp = out.with_name(out.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(out)
+
+
+def _key(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prime_study(study: Path, out: Path, cache: Path) -> None:
+    """Copy this script's cached checkpoints into the checkpoint folder of a study run (``out``/checkpoints)
+    under the study runner's own cache keys, where the study would train exactly the same thing: same spec,
+    task, digital recipe and seed (and for ``hwa = true`` entries the same HWA TrainConfig and the preset's
+    unmodified ``[training]`` table). Everything else the study trains itself."""
+    import shutil
+
+    from analogmed.analog.hwa import hwa_config
+    from analogmed.analog.presets import load_preset
+    from analogmed.data import get_task
+    from analogmed.study.config import load_study
+    from analogmed.study.runner import _hash, _spec_for
+    from analogmed.train import TrainConfig
+
+    cfg = load_study(study)
+    ckdir = out / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    for task_kw in cfg.tasks:
+        task = get_task(**task_kw)
+        for entry in cfg.models:
+            if entry.checkpoint:
+                continue
+            spec = _spec_for(entry, task)
+            tcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=False, val_every=0, **cfg.train.digital())
+            skey = _hash({"spec": spec, "task": task.spec, "recipe": tcfg.recipe(), "seed": cfg.seed})
+            bkey = _key([spec, task.spec, tcfg.recipe()])
+            src, dst = cache / f"{bkey}.pt", ckdir / f"{skey}.pt"
+            if entry.hwa:
+                t = cfg.train
+                preset = load_preset(t.hwa_preset)
+                hcfg = TrainConfig(seed=cfg.seed, device="cpu", progress=False, epochs=t.hwa_epochs, lr=t.hwa_lr,
+                                   weight_decay=t.weight_decay, batch_size=t.batch_size, augment=t.augment,
+                                   val_every=max(1, t.hwa_epochs // 4))
+                mine = hwa_config(preset, seed=cfg.seed, device="cpu", progress=False)
+                if mine.recipe() != hcfg.recipe():
+                    print(f"prime {entry.name}+hwa: study HWA config differs from the preset's recipe; not primed")
+                    continue
+                skey = _hash({"digital": skey, "hwa_recipe": hcfg.recipe(), "preset": t.hwa_preset,
+                              "preset_spec": preset.to_dict()})
+                src = cache / f"hwa-{_key([bkey, False, preset.spec.training.model_dump(), mine.recipe()])}.pt"
+                dst = ckdir / f"{skey}.pt"
+            if src.is_file() and not dst.exists():
+                shutil.copyfile(src, dst)
+            what = f"copied {src.name}" if dst.exists() else "not cached"
+            print(f"prime {entry.name}: {what}")
+
+
+def markdown_table(csvs: list[Path]) -> str:
+    """Markdown table of benchmark CSV rows (docs/hwa.md): plain vs HWA (or control) per (network, variant);
+    "meets" = reduction >= 50 % and 1-day std and AVM no worse than plain."""
+    d = pd.concat([pd.read_csv(f) for f in csvs], ignore_index=True)
+    out = ["| network | dims | variant | plain digital | plain 1 d ± std | plain AVM | HWA digital | HWA 1 d ± std "
+           "| HWA AVM | drop plain → HWA | reduction | std ok | AVM ok | meets | digital / HWA / eval wall (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in d.iterrows():
+        sok, aok = r.hwa_d1_std <= r.plain_d1_std, r.hwa_avm <= r.plain_avm
+        meets = r.reduction >= 0.5 and sok and aok
+        red = f"{r.reduction:+.0%}" if r.drop_plain > 0.02 else f"({r.reduction:+.0%})"
+        out.append(f"| {r.net} | {r.dims}D | {r.variant} | {r.plain_digital:.3f} | {r.plain_d1:.3f} ± "
+                   f"{r.plain_d1_std:.3f} | {r.plain_avm:+.3f} | {r.hwa_digital:.3f} | {r.hwa_d1:.3f} ± "
+                   f"{r.hwa_d1_std:.3f} | {r.hwa_avm:+.3f} | {r.drop_plain:.3f} → {r.drop_hwa:.3f} | {red} | "
+                   f"{'yes' if sok else f'no ({r.hwa_d1_std - r.plain_d1_std:+.3f})'} | "
+                   f"{'yes' if aok else f'no ({r.hwa_avm - r.plain_avm:+.3f})'} | {'**yes**' if meets else 'no'} | "
+                   f"{r.train_s:.0f} / {r.hwa_s:.0f} / {r.plain_eval_s + r.hwa_eval_s:.0f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--nets", required=True)
+    ap.add_argument("--nets", default="")
     ap.add_argument("--variants", default="recipe")
     ap.add_argument("--preset", default="pcm", help="inference preset (its [training] table is overridden)")
     ap.add_argument("--dims", type=int, default=2)
@@ -128,10 +264,19 @@ def main() -> None:
     ap.add_argument("--hwa-epochs", type=int, default=None, help="override every variant's epochs")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hwa-exp/ckpt"))
+    ap.add_argument("--prime-study", type=Path, default=None,
+                    help="with --out DIR: copy cached checkpoints into study folder DIR (see prime_study) and exit")
+    ap.add_argument("--table", default=None, help="comma list of CSVs: print their markdown table and exit")
     a = ap.parse_args()
+    if a.table:
+        print(markdown_table([Path(f) for f in a.table.split(",")]))
+        return
     torch.set_num_threads(1)
+    if a.prime_study:
+        prime_study(a.prime_study, a.out, a.cache)
+        return
     from analogmed.analog.hwa import hwa_config, hwa_finetune
     from analogmed.analog.presets import Preset, PresetFile, load_preset
     from analogmed.data import get_task
@@ -153,8 +298,7 @@ def main() -> None:
         if not todo:
             continue
         cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, device="cpu", progress=False, val_every=0)
-        blob = json.dumps([spec, task.spec, cfg.recipe()], sort_keys=True, default=str).encode()
-        key = hashlib.sha1(blob).hexdigest()[:16]
+        key = _key([spec, task.spec, cfg.recipe()])
         path = a.cache / f"{key}.pt"
         if path.is_file():
             ck = load_checkpoint(path)
@@ -171,13 +315,31 @@ def main() -> None:
             spec_v = PresetFile.model_validate({**base.spec.model_dump(mode="json"), "training": training})
             pv = Preset(name=base.name, path=base.path, spec=spec_v)
             hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
+            bpath = a.cache / f"hwa-{_key([key, True, training, hcfg.recipe()])}.pt"  # budget control
+            tag = "budget+" if v == "budget+recipe" else v in BUDGET
+            hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe()])}.pt"
             t0 = time.perf_counter()
             try:
-                h = hwa_finetune(ck, pv, hcfg, task)
+                if hpath.is_file():  # trained by an earlier run (same digital checkpoint and recipe)
+                    h = load_checkpoint(hpath)
+                elif v in BUDGET:
+                    h = budget_control(ck, task, base, training, a.seed)
+                elif v == "budget+recipe":
+                    if bpath.is_file():
+                        start = load_checkpoint(bpath)
+                    else:
+                        start = budget_control(ck, task, base, training, a.seed)
+                        save_checkpoint(bpath, start)
+                    h = hwa_finetune(start, pv, hcfg, task)
+                else:
+                    h = hwa_finetune(ck, pv, hcfg, task)
             except Exception as exc:  # noqa: BLE001 (a benchmark row that says why)
                 print(f"{name} {v}: FAILED {type(exc).__name__}: {exc}", flush=True)
                 continue
-            hwa_s = time.perf_counter() - t0
+            if not hpath.is_file():
+                h.metrics["bench_wall_s"] = time.perf_counter() - t0
+                save_checkpoint(hpath, h)
+            hwa_s = float(h.metrics.get("bench_wall_s", float("nan")))
             r = robust(h.model, task, base, a.repeats, a.seed)
             drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
             row = {"net": name, "variant": v, "preset": base.name, "dims": a.dims, "repeats": a.repeats,
@@ -187,8 +349,7 @@ def main() -> None:
                    "reduction": 1 - drop_h / drop_p if drop_p > 0 else float("nan"),
                    "best_epoch": h.metrics.get("best_epoch"), "train_s": train_s, "hwa_s": hwa_s,
                    "recipe": json.dumps(training, sort_keys=True)}
-            df = pd.DataFrame([row])
-            df.to_csv(a.out, mode="a", header=not a.out.is_file(), index=False)
+            _append(a.out, row)
             print(f"{name:28s} {v:20s} plain d={plain['digital']:.3f} 1d={plain['d1']:.3f}±{plain['d1_std']:.3f} "
                   f"avm={plain['avm']:+.3f} | hwa d={r['digital']:.3f} 1d={r['d1']:.3f}±{r['d1_std']:.3f} "
                   f"avm={r['avm']:+.3f} | drop {drop_p:.3f}->{drop_h:.3f} red {row['reduction']:+.0%} "

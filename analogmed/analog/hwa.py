@@ -134,6 +134,10 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
     task = task or ckpt.task()
     from aihwkit.optim import AnalogOptimizer
 
+    if t.start == "scratch" and t.batchnorm == "freeze":
+        raise UserError(f"preset {preset.name!r} [training]: start = 'scratch' has no digital BatchNorm "
+                        "statistics for batchnorm = 'freeze' to keep; set batchnorm = 'train' (or start = "
+                        "'finetune')")
     seed_everything(derive_seed(cfg.seed, "hwa"))
     if t.start == "scratch":
         from analogmed.models import build_model
