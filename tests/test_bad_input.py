@@ -8,7 +8,6 @@ before and after. Unwritable locations: ``/sys`` (a read-only file system) and a
 from __future__ import annotations
 
 import errno
-import hashlib
 import http.server
 import os
 import shutil
@@ -21,22 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from fsguard import set_readonly, snapshot
+
 from analogmed.cli import main
 
-ROOT = os.geteuid() == 0
 
 
 # ------------------------------------------------------------------ fixtures
-def _set_readonly(path: Path, on: bool) -> bool:
-    """Make ``path`` unwritable (or writable again); False if this system cannot."""
-    if ROOT:
-        if shutil.which("chattr") is None:
-            return False
-        res = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
-        return res.returncode == 0
-    mode = 0o555 if path.is_dir() else 0o444
-    path.chmod(mode if on else (0o755 if path.is_dir() else 0o644))
-    return True
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -91,8 +81,8 @@ def fx(tmp_path_factory):
     ro.mkdir()
     (d / "rostore").mkdir()
     shutil.copy(d / "done" / "results.sqlite", d / "rostore" / "results.sqlite")
-    ok = _set_readonly(ro, True)
-    ok_store = _set_readonly(d / "rostore" / "results.sqlite", True)
+    ok = set_readonly(ro, True)
+    ok_store = set_readonly(d / "rostore" / "results.sqlite", True)
     http_srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
     threading.Thread(target=http_srv.serve_forever, daemon=True).start()
     silent = socket.socket()
@@ -107,23 +97,10 @@ def fx(tmp_path_factory):
     yield info
     http_srv.shutdown()
     silent.close()
-    _set_readonly(ro, False)
-    _set_readonly(d / "rostore" / "results.sqlite", False)
+    set_readonly(ro, False)
+    set_readonly(d / "rostore" / "results.sqlite", False)
 
 
-def _snapshot(*folders: Path) -> dict[str, tuple]:
-    out = {}
-    for folder in folders:
-        for root, dirs, files in os.walk(folder):
-            for name in dirs:
-                out[os.path.join(root, name)] = ("dir",)
-            for name in files:
-                p = os.path.join(root, name)
-                st = os.stat(p)
-                with open(p, "rb") as fh:
-                    digest = hashlib.sha256(fh.read()).hexdigest()
-                out[p] = (st.st_size, st.st_mtime_ns, digest)
-    return out
 
 
 def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
@@ -136,9 +113,9 @@ def run_main(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
 
 def check_refused(monkeypatch, capsys, fx, work: Path, args: list[str], needle: str = "") -> str:
     """Run ``args``; assert exit 2, one line ``error: ...`` on stderr, and no file created or changed."""
-    before = _snapshot(work, fx["d"])
+    before = snapshot(work, fx["d"])
     code, out, err = run_main(monkeypatch, capsys, args)
-    after = _snapshot(work, fx["d"])
+    after = snapshot(work, fx["d"])
     lines = [ln.split("\r")[-1] for ln in err.splitlines()]  # progress bars (tqdm) are not messages
     lines = [ln for ln in lines if ln.strip() and not (" it/s" in ln or "s/it" in ln or "%|" in ln)]
     assert code == 2, (args, code, out, err)

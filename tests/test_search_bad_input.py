@@ -2,18 +2,14 @@
 output location is checked before any work (no task is loaded, no supernet trained)."""
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from fsguard import set_readonly, snapshot
+
 from analogmed.cli import main
 
-ROOT = os.geteuid() == 0
 SEARCH = """name = "tiny-search"
 platform = "raspberry-pi3"
 method = "random"
@@ -33,13 +29,6 @@ enabled = false
 """
 
 
-def _set_readonly(path: Path, on: bool) -> bool:
-    if ROOT:
-        if shutil.which("chattr") is None:
-            return False
-        return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True).returncode == 0
-    path.chmod(0o555 if on else 0o755)
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +44,11 @@ def fx(tmp_path_factory):
     (d / "notsearch" / "thesis.tex").write_text("precious\n")
     ro = d / "ro"
     ro.mkdir()
-    ok = _set_readonly(ro, True)
+    ok = set_readonly(ro, True)
     yield {"d": d, "ro_ok": ok}
-    _set_readonly(ro, False)
+    set_readonly(ro, False)
 
 
-def _snapshot(*folders: Path) -> dict[str, tuple]:
-    out = {}
-    for folder in folders:
-        for root, dirs, files in os.walk(folder):
-            for name in dirs:
-                out[os.path.join(root, name)] = ("dir",)
-            for name in files:
-                p = os.path.join(root, name)
-                with open(p, "rb") as fh:
-                    out[p] = (os.stat(p).st_mtime_ns, hashlib.sha256(fh.read()).hexdigest())
-    return out
 
 
 CASES = [
@@ -108,7 +86,7 @@ def test_search_run_bad_input(fx, tmp_path, monkeypatch, capsys, name, args, nee
             file = str(d / a[5:])
         else:
             rest.append(a.replace("{d}", str(d)))
-    before = _snapshot(tmp_path, d)
+    before = snapshot(tmp_path, d)
     monkeypatch.setattr(sys, "argv", ["analogmed", "search", "run", file, "--no-plots", *rest])
     with pytest.raises(SystemExit) as exc:
         main()
@@ -118,4 +96,4 @@ def test_search_run_bad_input(fx, tmp_path, monkeypatch, capsys, name, args, nee
     assert exc.value.code == 2, cap
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in cap.err, cap.err
     assert needle.lower() in lines[0].lower(), lines[0]
-    assert _snapshot(tmp_path, d) == before
+    assert snapshot(tmp_path, d) == before
