@@ -238,8 +238,8 @@ def test_reads_variation_programs_one_instance(tiny):
 def test_cached_scorer_equals_evaluate_model(tiny):
     """The drift studies' scorer (batches loaded once, Dice/Jaccard from confusion counts) gives exactly
     evaluate_model's numbers: on random label maps (empty classes included) and on an analog model."""
-    from analogmed.evaluate.metrics import evaluate_model, segmentation_scores
-    from analogmed.evaluate.robustness import prepare_analog, scorer, seg_scores_from_counts
+    from analogmed.evaluate.metrics import evaluate_model, seg_scores_from_counts, segmentation_scores
+    from analogmed.evaluate.robustness import prepare_analog, scorer
 
     g = torch.Generator().manual_seed(0)
     for trial in range(40):

@@ -130,48 +130,10 @@ def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = Fa
     return amodel
 
 
-def seg_scores_from_counts(pred: torch.Tensor, label: torch.Tensor, num_classes: int) -> tuple[torch.Tensor,
-                                                                                                  torch.Tensor]:
-    """Per-item, per-foreground-class Dice and Jaccard from a confusion count: the same float32 values
-    as :func:`analogmed.evaluate.metrics.segmentation_scores` (MONAI ``DiceMetric`` / ``MeanIoU``,
-    ``ignore_empty=False``), without one-hot tensors. pred, label: int64 [B, 1, *S] -> two [B, K - 1]."""
-    k = num_classes
-    b = pred.shape[0]
-    idx = (label.reshape(b, -1) * k + pred.reshape(b, -1)) + (torch.arange(b).view(b, 1) * k * k)
-    conf = torch.bincount(idx.flatten(), minlength=b * k * k).view(b, k, k)
-    inter = torch.diagonal(conf, dim1=1, dim2=2)[:, 1:].to(torch.float32)
-    y_o = conf.sum(2)[:, 1:].to(torch.float32)       # ground-truth voxels of each class
-    p_o = conf.sum(1)[:, 1:].to(torch.float32)       # predicted voxels of each class
-    one, zero = torch.ones_like(inter), torch.zeros_like(inter)
-    dice = torch.where(y_o > 0, (2.0 * inter) / (y_o + p_o), torch.where(y_o + p_o <= 0, one, zero))
-    union = y_o + p_o - inter
-    iou = torch.where(union > 0, inter / union, one)
-    return dice, iou
-
-
-def argmax_channels(logits: torch.Tensor) -> torch.Tensor:
-    """``logits.argmax(1, keepdim=True)`` ([B, C, *S] -> int64 [B, 1, *S]) by C - 1 comparisons of
-    contiguous channel planes (torch's argmax over a strided channel axis is several times slower for
-    few classes). Same result: the first maximal channel wins ties; NaN logits use torch's argmax."""
-    c = logits.shape[1]
-    if c > 8 or logits.dim() < 3 or not logits.is_floating_point():
-        return logits.argmax(1, keepdim=True)
-    best = logits[:, :1].clone()
-    idx = torch.zeros(best.shape, dtype=torch.int64, device=logits.device)
-    for k in range(1, c):
-        v = logits[:, k:k + 1]
-        gt = v > best
-        idx.masked_fill_(gt, k)
-        torch.maximum(best, v, out=best)
-    if bool(torch.isnan(best).any()):  # maximum propagates NaN: some logit was NaN
-        return logits.argmax(1, keepdim=True)
-    return idx
-
-
 class _Scorer:
     """:func:`analogmed.evaluate.metrics.evaluate_model` with the split's batches loaded once (a drift
-    study scores the same items hundreds of times) and the segmentation scores from confusion counts;
-    gives the same dict (tested)."""
+    study scores the same items hundreds of times) and the segmentation scores from confusion counts
+    (:func:`analogmed.evaluate.metrics.score_batches` with ``counts=True``); gives the same dict (tested)."""
 
     def __init__(self, task, split: str, batch_size: int):
         from torch.utils.data import DataLoader
@@ -181,37 +143,13 @@ class _Scorer:
             loader = DataLoader(task.dataset(split, augment=False), batch_size=batch_size, shuffle=False)
             self.batches = [(b["image"], b["label"]) for b in loader]
 
-    @torch.no_grad()
     def __call__(self, model: nn.Module) -> dict[str, float]:
-        from analogmed.evaluate.metrics import _device_of, f1_counts, f1_from_counts
+        from analogmed.evaluate.metrics import score_batches
 
-        model.eval()
         # evaluate_model's DataLoader iterator draws one base seed from torch's generator: draw it too, so
         # the forward noise (and so every score) equals evaluate_model's under the same seed.
         torch.empty((), dtype=torch.int64).random_()
-        dev = _device_of(model)
-        task, names, out = self.task, self.task.foreground_names, {}
-        if task.kind == "segmentation":
-            dices, ious = [], []
-            for x, y in self.batches:
-                pred = argmax_channels(model(x.to(dev))).cpu()
-                d, j = seg_scores_from_counts(pred, y, task.num_classes)
-                dices.append(d)
-                ious.append(j)
-            dice, iou = torch.cat(dices).mean(0), torch.cat(ious).mean(0)
-            out.update({f"dice_{n}": float(dice[k]) for k, n in enumerate(names)})
-            out.update({f"jaccard_{n}": float(iou[k]) for k, n in enumerate(names)})
-            out["dice_mean"], out["jaccard_mean"] = float(dice.mean()), float(iou.mean())
-            out["score"] = out["dice_mean"]
-        else:
-            counts = torch.zeros(3, task.num_classes, dtype=torch.int64)
-            for x, y in self.batches:
-                counts += f1_counts(model(x.to(dev)).cpu(), y)
-            f1 = f1_from_counts(counts)
-            out.update({f"f1_{n}": float(f1[k]) for k, n in enumerate(names)})
-            out["f1_macro"] = float(f1.mean())
-            out["score"] = out["f1_macro"]
-        return out
+        return score_batches(model, self.task, self.batches, counts=True)
 
 
 _SCORERS: list[tuple[object, str, int, _Scorer]] = []
