@@ -128,20 +128,28 @@ class EvalContext:
         return SearchSpace(self.supernets, self.tasks)
 
 
+def analog_scores(amodel, task, repeats: int, seed: int, split: str = "val", batch_size: int = 8) -> dict:
+    """Mean score of ``repeats`` programmed instances of ``amodel`` (prepared analog model) at 1 s, 1 d and
+    30 d: ``score_1s``, ``score_1d``, ``score_1d_std`` (ddof 1; NaN for one instance) and ``avm`` = 1 s - 30 d."""
+    from analogmed.evaluate.robustness import DAY, MONTH, evaluate_instance
+
+    by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
+    for r in range(repeats):
+        for row in evaluate_instance(amodel, task, tuple(by_t), r, seed, split, batch_size):
+            by_t[row["t_inference_s"]].append(float(row["score"]))
+    s1, s1d, s30 = (statistics.fmean(by_t[t]) for t in (1.0, DAY, MONTH))
+    return {"score_1s": s1, "score_1d": s1d,
+            "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"), "avm": s1 - s30}
+
+
 def _analog_row(ctx: EvalContext, sub, task, label: str, tkey: str) -> dict:
-    from analogmed.evaluate.robustness import DAY, MONTH, evaluate_instance, prepare_analog
+    from analogmed.evaluate.robustness import prepare_analog
 
     seed = derive_seed(ctx.seed, "eval", label, tkey)
     amodel = prepare_analog(sub, task, ctx.analog.preset, seed=seed)
-    by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
-    for r in range(ctx.analog.repeats):
-        for row in evaluate_instance(amodel, task, tuple(by_t), r, seed, ctx.split, ctx.batch_size):
-            by_t[row["t_inference_s"]].append(float(row["score"]))
-    s1, s1d, s30 = (statistics.fmean(by_t[t]) for t in (1.0, DAY, MONTH))
-    avm = s1 - s30
-    return {"alpha": s1d - ctx.analog.avm_penalty * max(avm, 0.0), "score_1s": s1, "score_1d": s1d,
-            "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"),
-            "avm": avm, "eval_seed": seed, "repeats": ctx.analog.repeats}
+    sc = analog_scores(amodel, task, ctx.analog.repeats, seed, ctx.split, ctx.batch_size)
+    return {"alpha": sc["score_1d"] - ctx.analog.avm_penalty * max(sc["avm"], 0.0), **sc, "eval_seed": seed,
+            "repeats": ctx.analog.repeats}
 
 
 def compute_eval(ctx: EvalContext, objective: str, encoding: tuple, task_index: int) -> dict:

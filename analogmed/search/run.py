@@ -17,7 +17,6 @@ supernets and stand-alone rows already stored are reused.
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 from analogmed.errors import UserError
 from analogmed.io import atomic_path, write_text_atomic
 from analogmed.search.config import HARDWARE_AWARE, MULTI_TASK_METHODS, SearchConfig, load_search
-from analogmed.search.evaluate import Evaluator, SearchStore
+from analogmed.search.evaluate import Evaluator, SearchStore, analog_scores
 from analogmed.search.report import markdown_table
 from analogmed.search.pareto import hypervolume_curve, pareto_mask
 from analogmed.search.samplers import encoding_of, make_sampler
@@ -206,7 +205,7 @@ def standalone_job(ctx, label: str, task_index: int, task_key: str, epochs: int,
     import torch
 
     from analogmed.evaluate.metrics import evaluate_model
-    from analogmed.evaluate.robustness import DAY, MONTH, evaluate_instance, prepare_analog
+    from analogmed.evaluate.robustness import prepare_analog
     from analogmed.space.architecture import Architecture
     from analogmed.train.digital import TrainConfig, train_model
 
@@ -221,14 +220,8 @@ def standalone_job(ctx, label: str, task_index: int, task_key: str, epochs: int,
                                    augment=False, progress=False))
     digital = float(evaluate_model(ckpt.model, task, ctx.split)["score"])
     amodel = prepare_analog(ckpt.model, task, ctx.analog.preset, seed=seed)
-    by_t: dict[float, list[float]] = {1.0: [], DAY: [], MONTH: []}
-    for r in range(repeats):
-        for rr in evaluate_instance(amodel, task, tuple(by_t), r, seed, ctx.split):
-            by_t[rr["t_inference_s"]].append(float(rr["score"]))
-    s1, s1d, s30 = (statistics.fmean(by_t[t]) for t in (1.0, DAY, MONTH))
-    return {"digital_score": digital, "score_1s": s1, "score_1d": s1d,
-            "score_1d_std": statistics.stdev(by_t[DAY]) if len(by_t[DAY]) > 1 else float("nan"),
-            "avm": s1 - s30, "train_seed": seed, "wall_s": time.perf_counter() - t0}
+    return {"digital_score": digital, **analog_scores(amodel, task, repeats, seed, ctx.split),
+            "train_seed": seed, "wall_s": time.perf_counter() - t0}
 
 
 def standalone_setup(cfg: SearchConfig) -> str:
