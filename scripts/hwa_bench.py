@@ -87,6 +87,11 @@ VARIANTS.update({
     "noise1y": {"noise_time_s": 31_536_000.0},
     # the pcm recipe fine-tuning the budget control's checkpoint (digital 40 + 40 noise-free epochs) instead
     # of the plain one: HWA on a longer-trained network
+    # 3D (docs/hwa.md "3D"): the training instances' drift compensation after the ADC as at inference
+    # ("output"), and/or one drift time per training step drawn log-uniformly in [1 s, noise_time_s]
+    "adcout": {"noise_compensation": "output"},
+    "tlog": {"noise_time_min_s": 1.0},
+    "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
     "budget+recipe": {},
     "budget": {},
     "budget-last": {"select": "last"},
@@ -181,8 +186,21 @@ def _append(out: Path, row: dict) -> None:
     tmp.replace(out)
 
 
+#: [training] knobs added after checkpoints were cached, with the value that reproduces the older recipe:
+#: left out of the cache keys at that value, so older cached checkpoints are still found
+_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights"}
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if not (k in _NEW_KNOBS and v == _NEW_KNOBS[k])}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
 def _key(obj) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(_strip(obj), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def prime_study(study: Path, out: Path, cache: Path) -> None:

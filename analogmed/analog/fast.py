@@ -122,6 +122,29 @@ class _Folded:
     sigma: float = 0.0
     perfect: bool = False
     bias_rows: Tensor | None = None  # convT with non-overlapping taps: bias per (C_out, tap) row, added in the pass
+    name: str = ""          # the layer's name in the model (for :func:`clip_counter`)
+
+
+#: per-layer ADC saturation counts while a :func:`clip_counter` is active (None: off, costs one check per tile)
+_CLIP: dict[str, list[int]] | None = None
+
+
+@contextlib.contextmanager
+def clip_counter():
+    """Diagnostic: inside, every fast-engine tile MVM counts its raw outputs (normalised units, after the
+    DAC and the mat-mul, before output noise, ADC and the digital scales) with ``|y| >= out_bound``.
+
+    Yields a dict ``layer name -> [clipped, total]`` (summed over the input tiles and forwards of the layer),
+    and ``layer name + ":dac" -> [clipped, total]``: inputs at or beyond the tile's input range (DAC clipping).
+    Output noise (std ``out_noise``, 0.04 on pcm vs out_bound 10) is not included, so elements within a few
+    noise stds of the bound may be counted one way or the other. Off (the default), the engine runs unchanged.
+    """
+    global _CLIP
+    prev, _CLIP = _CLIP, {}
+    try:
+        yield _CLIP
+    finally:
+        _CLIP = prev
 
 
 def _tile_grid(layer) -> tuple[list[list], list[int], list[int], Tensor | None]:
@@ -208,6 +231,10 @@ def _non_overlapping(layer) -> bool:
 
 def _dac(x: Tensor, t: _InTile, fo: _Folded) -> Tensor:
     """Input range clamp/divide and DAC quantisation, in aihwkit's order of float operations."""
+    if _CLIP is not None and t.ir_value is not None:
+        c = _CLIP.setdefault(fo.name + ":dac", [0, 0])
+        c[0] += int((x.abs() >= t.ir_value).sum())
+        c[1] += x.numel()
     return dac(x, t.input_range, fo.perfect, fo.inp_step, fo.inp_bound, t.ir_value)
 
 
@@ -225,6 +252,10 @@ def _finish(y: Tensor, acc: Tensor | None, t: _InTile, bias: Tensor | None, inne
         if bias is not None:
             v = v + (bias.view(1, -1, *([1] * (y.dim() - 2))) if inner > 1 else bias)
         return v
+    if _CLIP is not None and math.isfinite(fo.out_bound):
+        c = _CLIP.setdefault(fo.name, [0, 0])
+        c[0] += int((y.abs() >= fo.out_bound).sum())
+        c[1] += y.numel()
     seed = _seed() if fo.sigma > 0 else 0
     return fused_out(y, acc, t.scale, bias, inner, fo.sigma, fo.out_step, fo.out_bound, seed, inplace=True)
 
@@ -331,6 +362,7 @@ class FastEngine:
                           file=sys.stderr)
                 self.notes[name] = fo
                 continue
+            fo.name = name
             layer.forward = _make_forward(layer, fo)
             self._checked.add(name)
 

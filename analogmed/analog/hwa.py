@@ -6,7 +6,9 @@ AnalogNAS-Bench's). The network (the digital checkpoint, or its architecture fre
 transposed conv trains on an aihwkit tile that, at every training forward,
 
 - perturbs the weights: ADD_NORMAL / MULT_NORMAL (aihwkit modifiers), or ``"preset"``: a fresh programmed
-  instance of the preset's own device model at ``noise_time_s`` (:mod:`analogmed.analog.hwa_noise`);
+  instance of the preset's own device model at ``noise_time_s`` (or, with ``noise_time_min_s > 0``, at a
+  drift time drawn log-uniformly per training forward), drift-compensated before or after the ADC
+  (``noise_compensation``; :mod:`analogmed.analog.hwa_noise`);
 - clips and remaps them after every optimiser step (``clip_type``, ``remap``);
 - learns a static input range per tile (the DAC full scale; init from data, aihwkit's decay).
 
@@ -162,6 +164,14 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
             for norm in norms:
                 norm.eval()
         hook = amodel.register_forward_pre_hook(freeze) if norms else None
+    time_hook = None
+    if t.weight_noise_type == "preset" and t.noise_time_min_s > 0:
+        from analogmed.analog.hwa_noise import log_uniform_time, set_noise_time
+
+        def draw_time(mod: nn.Module, inp: Any) -> None:  # one drift time per training forward, whole network
+            if mod.training:
+                set_noise_time(mod, log_uniform_time(t.noise_time_min_s, t.noise_time_s))
+        time_hook = amodel.register_forward_pre_hook(draw_time)
     evaluate = None
     if t.select == "analog":
         def evaluate(m: nn.Module) -> dict[str, float]:
@@ -169,8 +179,9 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
             return {"score": analog_val_score(trained, task, preset, t.select_instances, t.select_time_s,
                                               seed=cfg.seed)}
     record = fit(amodel, task, cfg, optimizer=opt, evaluate=evaluate, warmup_epochs=t.warmup_epochs)
-    if hook is not None:
-        hook.remove()
+    for h in (hook, time_hook):
+        if h is not None:
+            h.remove()
     amodel.eval().cpu()
     ranges = tile_input_ranges(amodel)
     trained = _digital_copy(amodel, base, ranges=t.ranges == "learned")

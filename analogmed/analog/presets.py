@@ -102,6 +102,13 @@ class TrainingSection(_Strict):
         "noise_time_s at every training forward (analogmed.analog.hwa_noise)")
     weight_noise: float = Field(0.06, ge=0, description="std of the injected weight noise (relative to max |w|)")
     noise_time_s: float = Field(86_400.0, ge=0, description="preset noise: drift time of the sampled instances (s)")
+    noise_time_min_s: float = Field(0.0, ge=0, description="preset noise: > 0: every training step draws one drift "
+                                    "time for the whole network, log-uniform in [noise_time_min_s, noise_time_s] "
+                                    "(s); 0: always noise_time_s")
+    noise_compensation: Literal["weights", "output"] = Field(
+        "weights", description="preset noise: where the global drift compensation of the training instances is "
+        "applied: 'weights' rescales the drifted weights before the MVM (the ADC sees undrifted magnitudes), "
+        "'output' multiplies the tile output after the ADC, as GlobalDriftCompensation does at inference")
     clip_type: Literal["fixed_value", "layer_gaussian", "none"] = "fixed_value"
     clip_fixed_value: float = Field(1.0, description="fixed_value clip bound; with layer_gaussian a cap on "
                                     "sigma * std(w) when > 0 (<= 0: no cap, aihwkit's default -1)")
@@ -270,6 +277,10 @@ class Preset:
                 from analogmed.analog.hwa_noise import PresetNoiseSimulatorTile
                 rpu.simulator_tile_class = PresetNoiseSimulatorTile
                 rpu.modifier.pcm_t_inference = t.noise_time_s
+                if t.noise_time_min_s > t.noise_time_s:
+                    raise UserError(f"preset {self.name!r}: [training] noise_time_min_s ({t.noise_time_min_s:g}) "
+                                    f"must be <= noise_time_s ({t.noise_time_s:g})")
+                rpu.analogmed_noise_compensation = t.noise_compensation
             rpu.clip.type = {"fixed_value": WeightClipType.FIXED_VALUE,
                              "layer_gaussian": WeightClipType.LAYER_GAUSSIAN,
                              "none": WeightClipType.NONE}[t.clip_type]
