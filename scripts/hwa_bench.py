@@ -92,6 +92,8 @@ VARIANTS.update({
     "adcout": {"noise_compensation": "output"},
     "tlog": {"noise_time_min_s": 1.0},
     "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
+    # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
+    "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
     "budget+recipe": {},
     "budget": {},
     "budget-last": {"select": "last"},
@@ -188,12 +190,13 @@ def _append(out: Path, row: dict) -> None:
 
 #: [training] knobs added after checkpoints were cached, with the value that reproduces the older recipe:
 #: left out of the cache keys at that value, so older cached checkpoints are still found
-_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights"}
+_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": ()}
 
 
 def _strip(obj):
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if not (k in _NEW_KNOBS and v == _NEW_KNOBS[k])}
+        return {k: _strip(v) for k, v in obj.items()
+                if not (k in _NEW_KNOBS and (v == _NEW_KNOBS[k] or (_NEW_KNOBS[k] == () and v == [])))}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj

@@ -125,3 +125,20 @@ def test_hwa_finetune_draws_one_noise_time_per_training_forward():
     assert len(seen) == 3 and len(set(seen)) == 3 and all(1.0 <= t <= 2_592_000.0 for t in seen)
     tr = h.recipe["hwa"]["training"]
     assert tr["noise_time_min_s"] == 1.0 and tr["noise_compensation"] == "output"
+
+
+def test_analog_selection_at_several_times_is_the_mean_over_times():
+    from analogmed.analog.hwa import analog_val_score
+    from analogmed.data import get_task
+    from analogmed.space.architecture import Architecture
+    from analogmed.train import TrainConfig, train_model
+
+    task = get_task("synthetic-2d", size=16, seed=0, n_train=8, n_val=4, n_test=4)
+    arch = Architecture.from_label("C8", spatial_dims=2, out_channels=task.num_classes)
+    ckpt = train_model({"family": "space", "arch": arch.to_dict()}, task,
+                       TrainConfig(epochs=2, lr=1e-2, seed=0, progress=False, device="cpu", val_every=0))
+    one, day = (analog_val_score(ckpt.model, task, "pcm", instances=2, t_s=t, seed=3) for t in (1.0, 86_400.0))
+    both = analog_val_score(ckpt.model, task, "pcm", instances=2, t_s=[1.0, 86_400.0], seed=3)
+    assert both == pytest.approx((one + day) / 2, abs=1e-6)
+    p = _preset(select_times_s=[1.0, 86_400.0])
+    assert p.spec.training.select_times_s == (1.0, 86_400.0)

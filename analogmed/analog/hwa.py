@@ -27,6 +27,7 @@ the training loop :func:`analogmed.train.fit`.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -90,10 +91,11 @@ def _digital_copy(amodel: nn.Module, base: nn.Module, ranges: bool) -> nn.Module
     return trained
 
 
-def analog_val_score(model: nn.Module, task, preset: Any = "pcm", instances: int = 3, t_s: float = 86_400.0,
-                     seed: int = 0, split: str = "val") -> float:
+def analog_val_score(model: nn.Module, task, preset: Any = "pcm", instances: int = 3,
+                     t_s: float | Sequence[float] = 86_400.0, seed: int = 0, split: str = "val") -> float:
     """Mean task score of ``instances`` programmed hardware instances of ``preset`` (inference config) of
-    the digital ``model``, drifted to ``t_s`` seconds, on ``split``. Input ranges: the model's learned
+    the digital ``model``, drifted to ``t_s`` seconds (one time, or several: the mean over times and
+    instances), on ``split``. Input ranges: the model's learned
     ones when it carries them, else calibrated (as :func:`analogmed.evaluate.robustness.prepare_analog`).
     Seeds derive from ``seed`` under the tag "select" (disjoint from drift studies' seeds); the global RNG
     state is restored afterwards."""
@@ -102,8 +104,9 @@ def analog_val_score(model: nn.Module, task, preset: Any = "pcm", instances: int
     sel_seed = derive_seed(seed, "select")
     with torch.random.fork_rng(devices=[]):
         amodel = prepare_analog(model, task, preset, seed=sel_seed)
-        scores = [evaluate_instance(amodel, task, [float(t_s)], r, sel_seed, split=split)[0]["score"]
-                  for r in range(int(instances))]
+        times = [float(t_s)] if isinstance(t_s, (int, float)) else [float(t) for t in t_s]
+        scores = [row["score"] for r in range(int(instances))
+                  for row in evaluate_instance(amodel, task, times, r, sel_seed, split=split)]
     return float(sum(scores) / len(scores))
 
 
@@ -117,9 +120,9 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
     tiles, ``start`` (fine-tune ``ckpt`` or train its architecture from a fresh init), the optimiser
     (AdamW or SGD, wrapped by aihwkit's ``AnalogOptimizer``), ``warmup_epochs``, ``batchnorm`` ("freeze"
     keeps the digital running statistics and normalises with them), ``select`` (which weights are kept:
-    best analog validation score of ``select_instances`` programmed instances at ``select_time_s``, best
-    training-noise validation score, or the last) and ``ranges`` (keep the learned input ranges for
-    inference, or drop them so that evaluation re-calibrates).
+    best analog validation score of ``select_instances`` programmed instances at ``select_time_s``, or their
+    mean over ``select_times_s``; best training-noise validation score; or the last) and ``ranges`` (keep
+    the learned input ranges for inference, or drop them so that evaluation re-calibrates).
 
     Returns a new :class:`Checkpoint` (same spec and task; digital weights read back from the tiles;
     ``recipe["hwa"]`` records the preset, its full training table, the effective epochs/lr/seed, the
@@ -176,8 +179,8 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
     if t.select == "analog":
         def evaluate(m: nn.Module) -> dict[str, float]:
             trained = _digital_copy(m, base, ranges=t.ranges == "learned")
-            return {"score": analog_val_score(trained, task, preset, t.select_instances, t.select_time_s,
-                                              seed=cfg.seed)}
+            return {"score": analog_val_score(trained, task, preset, t.select_instances,
+                                              t.select_times_s or t.select_time_s, seed=cfg.seed)}
     record = fit(amodel, task, cfg, optimizer=opt, evaluate=evaluate, warmup_epochs=t.warmup_epochs)
     for h in (hook, time_hook):
         if h is not None:

@@ -145,6 +145,9 @@ class TrainingSection(_Strict):
     select_every: int = Field(0, ge=0, description="epochs between selections (0 = epochs // 4, at least 1)")
     select_instances: int = Field(3, ge=1, description="programmed instances per analog selection")
     select_time_s: float = Field(86_400.0, ge=0, description="drift time of the analog selection (s)")
+    select_times_s: tuple[float, ...] = Field(
+        (), description="analog selection at several drift times (s): the mean score over "
+        "these times and the instances; empty: select_time_s alone")
 
 
 class PresetFile(_Strict):
