@@ -10,6 +10,8 @@ Preset variants (overrides of the base preset's ``[forward]``):
 
 - ``base``: the preset as shipped;
 - ``noclip``: ``out_bound`` x1024 with 10 more ADC bits: the same ADC step, no saturation in practice;
+- ``headroom`` / ``headroom-0.5``: the preset as shipped, then :func:`analogmed.analog.convert.adc_headroom`
+  (quantile 0.999 of the raw outputs at most 1.0 / 0.5 x out_bound) after the input ranges are set;
 
 Usage::
 
@@ -32,7 +34,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-VARIANTS = {"base": {}, "noclip": {"out_bound_x": 1024.0, "out_bits_plus": 10}}
+VARIANTS = {"base": {}, "noclip": {"out_bound_x": 1024.0, "out_bits_plus": 10},
+            "headroom": {"headroom": (0.999, 1.0)}, "headroom-0.5": {"headroom": (0.999, 0.5)}}
 
 
 def _bench():
@@ -63,7 +66,7 @@ def fan_in(layer) -> int:
     return int(getattr(layer, "in_features", getattr(layer, "in_channels", 0)))
 
 
-def measure(model, task, preset, instances: int, times: list[float], seed: int) -> list[dict]:
+def measure(model, task, preset, instances: int, times: list[float], seed: int, headroom=None) -> list[dict]:
     """Rows (t, instance, layer, clip_adc, clip_dac, alpha, fan_in, score) for one model on one preset."""
     from aihwkit.nn.modules.base import AnalogLayerBase
 
@@ -73,6 +76,11 @@ def measure(model, task, preset, instances: int, times: list[float], seed: int) 
 
     amodel = prepare_analog(model, task, preset, seed=seed)
     amodel.eval()
+    if headroom:
+        from analogmed.analog.convert import adc_headroom
+        from analogmed.evaluate.robustness import calibration_batches
+        widened = adc_headroom(amodel, calibration_batches(task, 4), quantile=headroom[0], fill=headroom[1])
+        print("widened:", {k: round(v, 2) for k, v in widened.items()})
     layers = {n: m for n, m in amodel.named_modules() if isinstance(m, AnalogLayerBase) and hasattr(m, "analog_module")}
     flat = flat_noise(amodel)
     rows = []
@@ -149,7 +157,8 @@ def main() -> None:
             ck = load_checkpoint(path)
             for v in a.variants.split(","):
                 t0 = time.perf_counter()
-                rows = measure(ck.model, task, preset_variant(base, v), a.instances, times, a.seed)
+                rows = measure(ck.model, task, preset_variant(base, v), a.instances, times, a.seed,
+                               headroom=VARIANTS[v].get("headroom"))
                 df = pd.DataFrame(rows).assign(net=name, dims=a.dims, which=which, variant=v,
                                                preset=a.preset, seed=a.seed, checkpoint=path.name)
                 if a.out.is_file():

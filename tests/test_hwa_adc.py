@@ -142,3 +142,40 @@ def test_analog_selection_at_several_times_is_the_mean_over_times():
     assert both == pytest.approx((one + day) / 2, abs=1e-6)
     p = _preset(select_times_s=[1.0, 86_400.0])
     assert p.spec.training.select_times_s == (1.0, 86_400.0)
+
+
+def test_adc_headroom_widens_only_saturating_layers_and_the_preset_knob_applies_it():
+    """Layer 0 (64 inputs of 0.9, weights 1) saturates the ADC (raw ~57.6 > out_bound 10): its input range is
+    widened ~5.8x so the raw output quantile sits at the bound; layer 1 (4 inputs) is left alone. With the
+    preset's adc_headroom the same happens inside prepare_analog."""
+    from analogmed.analog import to_analog
+    from analogmed.analog.convert import adc_headroom, tile_input_ranges
+
+    def model():
+        net = torch.nn.Sequential(torch.nn.Linear(64, 4, bias=False), torch.nn.Linear(4, 2, bias=False))
+        with torch.no_grad():
+            net[0].weight.fill_(1.0)
+            net[1].weight.fill_(0.5)
+        return net
+    amodel = to_analog(model(), "pcm").eval()
+    for tile in amodel.analog_tiles():
+        tile.set_input_range(1.0)
+    x = [torch.full((8, 64), 0.9)]
+    widened = adc_headroom(amodel, x, quantile=0.999, fill=1.0)
+    assert set(widened) == {"0"} and widened["0"] == pytest.approx(5.76, rel=0.02)
+    r = tile_input_ranges(amodel)
+    assert list(r.values())[0] == pytest.approx(5.76, rel=0.02) and list(r.values())[1] == pytest.approx(1.0)
+    again = adc_headroom(amodel, x, quantile=0.999, fill=1.0)  # inside the range now (up to a DAC step)
+    assert all(v < 1.03 for v in again.values())
+    p = _preset()
+    assert p.spec.input_range.adc_headroom == 0.0  # off by default
+    with pytest.raises(Exception):
+        _preset_input_range(adc_headroom=1.5)
+
+
+def _preset_input_range(**kw):
+    from analogmed.analog.presets import PresetFile, load_preset
+
+    d = load_preset("pcm").spec.model_dump(mode="json")
+    d["input_range"].update(kw)
+    return PresetFile.model_validate(d)

@@ -120,6 +120,59 @@ def calibrate(amodel: nn.Module, batches: Iterable[torch.Tensor], preset: str | 
     amodel.eval()
 
 
+def adc_headroom(amodel: nn.Module, batches: Iterable[torch.Tensor], quantile: float = 0.999,
+                 fill: float = 1.0, passes: int = 2) -> dict[str, float]:
+    """Widen the input ranges of the analog layers whose raw outputs would saturate the ADC.
+
+    The ADC clips each tile's raw output ``y = W_norm @ dac(x / input_range)`` (normalised units) at
+    ``out_bound``; global drift compensation (alpha) is applied digitally after it, so the clipping is
+    strongest right after programming (t = 1 s, alpha = 1) and eases as the conductances drift (alpha
+    grows to ~1.8 at 30 d on pcm). For every analog layer the ``quantile`` of ``|y|`` on ``batches``
+    (inputs [B, C, *S]; the current, unprogrammed tile weights, no noise) is measured; where it exceeds
+    ``fill * out_bound`` the input ranges of the layer's tiles are multiplied by ``quantile / (fill *
+    out_bound)``, which scales ``y`` down by the same factor (the layer's digital output is unchanged
+    except where it was clipped; the DAC steps get coarser by that factor). ``passes`` repeats it (a
+    widened layer changes what later layers see). Run after the input ranges are set, before programming.
+
+    Returns ``{layer name: total factor}`` for the layers that were widened.
+    """
+    from analogmed.analog.fast import fast_engine, raw_outputs
+
+    layers = {n: m for n, m in amodel.named_modules()
+              if isinstance(m, AnalogLayerBase) and hasattr(m, "analog_module")}
+    widened: dict[str, float] = {}
+    amodel.eval()
+    for _ in range(int(passes)):
+        peak: dict[str, float] = {}
+
+        def record(name: str, y: torch.Tensor) -> None:
+            v = y.detach().abs().reshape(-1)
+            if v.numel() > 1_000_000:  # a fixed, evenly spaced subsample (torch.quantile's size limit)
+                v = v[:: v.numel() // 1_000_000 + 1]
+            peak[name] = max(peak.get(name, 0.0), float(torch.quantile(v.float(), quantile)))
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), fast_engine(amodel, quiet=True), \
+                raw_outputs(record):
+            for x in batches:
+                amodel(x)
+        changed = False
+        for name, q in peak.items():
+            layer = layers.get(name)
+            if layer is None:
+                continue
+            bound = float(next(layer.analog_tiles()).rpu_config.forward.out_bound)
+            if bound <= 0 or q <= fill * bound:
+                continue
+            factor = q / (fill * bound)
+            for tile in layer.analog_tiles():
+                if getattr(tile, "input_range", None) is not None:
+                    tile.set_input_range(float(tile.input_range.detach().reshape(-1)[0]) * factor)
+            widened[name] = widened.get(name, 1.0) * factor
+            changed = True
+        if not changed:
+            break
+    return widened
+
+
 def tile_input_ranges(amodel: nn.Module) -> dict[str, float]:
     """Input range of every analog tile that has one: ``{tile name: range}``."""
     out = {}

@@ -129,6 +129,23 @@ class _Folded:
 _CLIP: dict[str, list[int]] | None = None
 
 
+#: callback(layer name, raw tile output) while a :func:`raw_outputs` is active (None: off)
+_RAW = None
+
+
+@contextlib.contextmanager
+def raw_outputs(callback):
+    """Inside, every fast-engine tile MVM calls ``callback(layer name, y)`` with its raw output ``y``
+    (normalised units: after the DAC and the mat-mul, before output noise, ADC and the digital scales;
+    conv ``[B, C_out, *S]``, linear ``[..., out_features]``). Used to calibrate the ADC headroom."""
+    global _RAW
+    prev, _RAW = _RAW, callback
+    try:
+        yield
+    finally:
+        _RAW = prev
+
+
 @contextlib.contextmanager
 def clip_counter():
     """Diagnostic: inside, every fast-engine tile MVM counts its raw outputs (normalised units, after the
@@ -252,6 +269,8 @@ def _finish(y: Tensor, acc: Tensor | None, t: _InTile, bias: Tensor | None, inne
         if bias is not None:
             v = v + (bias.view(1, -1, *([1] * (y.dim() - 2))) if inner > 1 else bias)
         return v
+    if _RAW is not None:
+        _RAW(fo.name, y)
     if _CLIP is not None and math.isfinite(fo.out_bound):
         c = _CLIP.setdefault(fo.name, [0, 0])
         c[0] += int((y.abs() >= fo.out_bound).sum())

@@ -13,7 +13,8 @@ TOML. The schema (every table optional except ``[device]``; unknown keys are err
     [forward]      is_perfect, inp_res_bits, out_res_bits, out_noise, inp_bound, out_bound,
                    bound_management, noise_management
     [input_range]  enable, calibrate = "none" | "max" | "cache_quantile" | "moving_std", quantile, batches,
-                   init_value (the range when calibrate = "none")
+                   init_value (the range when calibrate = "none"), adc_headroom / adc_headroom_quantile
+                   (widen the ranges of layers whose raw outputs would saturate the ADC)
     [mapping]      tile_rows (crossbar inputs), tile_cols (crossbar outputs), digital_bias,
                    weight_scaling_omega, weight_scaling_columnwise, out_scaling_columnwise
     [training]     the hardware-aware training recipe: injected noise, clipping, remapping, input ranges
@@ -80,6 +81,10 @@ class InputRangeSection(_Strict):
     quantile: float = Field(0.995, gt=0, le=1)
     batches: int = Field(4, ge=1, description="training batches used for calibration")
     init_value: float = Field(3.0, gt=0, description="range of every tile when calibrate = none (aihwkit init_value)")
+    adc_headroom: float = Field(0.0, ge=0, le=1, description="> 0: after the ranges are set (calibrated or learned), "
+                                "widen the ranges of every layer whose raw outputs' adc_headroom_quantile exceeds "
+                                "adc_headroom * out_bound (analogmed.analog.convert.adc_headroom); 0: off")
+    adc_headroom_quantile: float = Field(0.999, gt=0, le=1)
 
 
 class MappingSection(_Strict):

@@ -115,7 +115,9 @@ def calibration_batches(task, n_batches: int, batch_size: int = 8) -> list[torch
 def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = False) -> nn.Module:
     """Convert ``model`` to analog on ``preset`` and set its tiles' input ranges: the ones learned by
     hardware-aware training when the model carries them (``model.analogmed_input_ranges``), else
-    calibrated on ``task``'s train split (sub-sampling seeded with ``derive_seed(seed, "calibrate")``)."""
+    calibrated on ``task``'s train split (sub-sampling seeded with ``derive_seed(seed, "calibrate")``);
+    then, with the preset's ``[input_range] adc_headroom > 0``, widened where the raw tile outputs would
+    saturate the ADC (:func:`analogmed.analog.convert.adc_headroom`, on the same calibration batches)."""
     from analogmed.analog import calibrate, load_preset, to_analog
 
     preset = load_preset(preset)
@@ -127,6 +129,11 @@ def prepare_analog(model: nn.Module, task, preset, seed: int = 0, hwa: bool = Fa
     else:
         calibrate(amodel, calibration_batches(task, preset.spec.input_range.batches), preset,
                   seed=derive_seed(seed, "calibrate"))
+    ir = preset.spec.input_range
+    if ir.adc_headroom > 0 and ir.enable and not preset.spec.forward.is_perfect:
+        from analogmed.analog.convert import adc_headroom
+        adc_headroom(amodel, calibration_batches(task, ir.batches), quantile=ir.adc_headroom_quantile,
+                     fill=ir.adc_headroom)
     return amodel
 
 
