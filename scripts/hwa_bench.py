@@ -4,12 +4,16 @@ Usage (from the repository root, 1 CPU thread)::
 
     python scripts/hwa_bench.py --nets arch:C16-E32-C64 --variants recipe,old --out hwa-levers.csv
     python scripts/hwa_bench.py --nets random2d:10 --variants recipe --out hwa-random.csv
+    python scripts/hwa_bench.py --nets random2d:10 --baseline budget --variants budget+recipe --out conv.csv
 
 ``--nets``: comma list of ``zoo:<name>`` (small size), ``arch:<label>``, ``random2d:<n>`` / ``random3d:<n>``
 (search-space candidates ``sample_architecture(seed=1000..1000+n-1)``). ``--variants``: names of
-:data:`VARIANTS` (overrides of the preset's ``[training]`` table; ``budget*``: noise-free controls). One CSV
-row per (network, variant) is appended as soon as it is done (columns aligned by name); rows already in the
-CSV are skipped (resumable). Digital checkpoints are cached under ``--cache``.
+:data:`VARIANTS` (overrides of the preset's ``[training]`` table; ``budget``, ``budget-last``: noise-free
+controls) or ``budget+<variant>`` (that variant's HWA fine-tuning the ``budget`` control's checkpoint, i.e.
+the plain network trained on noise-free for the recipe's epochs). ``--baseline budget`` compares with that
+converged network (plain_* columns, drop, reduction) instead of the plain one. One CSV row per (network,
+variant, baseline) is appended as soon as it is done (columns aligned by name); rows already in the CSV are
+skipped (resumable). Digital, budget and HWA checkpoints are cached under ``--cache``.
 """
 from __future__ import annotations
 
@@ -85,8 +89,6 @@ VARIANTS.update({
     "ep80": {"epochs": 80},
     "ep80-lr1e-3": {"epochs": 80, "lr": 1e-3},
     "noise1y": {"noise_time_s": 31_536_000.0},
-    # the pcm recipe fine-tuning the budget control's checkpoint (digital 40 + 40 noise-free epochs) instead
-    # of the plain one: HWA on a longer-trained network
     # 3D (docs/hwa.md "3D"): the training instances' drift compensation after the ADC as at inference
     # ("output"), and/or one drift time per training step drawn log-uniformly in [1 s, noise_time_s]
     "adcout": {"noise_compensation": "output"},
@@ -94,13 +96,26 @@ VARIANTS.update({
     "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
     # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
     "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
-    "budget+recipe": {},
     "budget": {},
     "budget-last": {"select": "last"},
 })
 
 #: variants that are noise-free digital continuations (budget controls), not hardware-aware training
 BUDGET = {"budget", "budget-last"}
+#: prefix of a variant that fine-tunes the budget control's checkpoint ("budget+<variant>": <variant>'s
+#: HWA recipe on the digital 40 + 40 noise-free network instead of the plain 40-epoch one)
+ON_BUDGET = "budget+"
+
+
+def resolve_variant(name: str) -> tuple[str, dict]:
+    """(kind, [training] overrides) of a variant name: kind "budget" (noise-free control, :data:`BUDGET`),
+    "budget+" (``budget+<variant>``: <variant>'s recipe fine-tuning the ``budget`` checkpoint) or "hwa"
+    (fine-tuning the plain checkpoint). Raises ValueError naming the known variants for an unknown name."""
+    kind, base = ("budget+", name[len(ON_BUDGET):]) if name.startswith(ON_BUDGET) else ("hwa", name)
+    if base not in VARIANTS or (kind == "budget+" and base in BUDGET):
+        raise ValueError(f"unknown variant {name!r}: use one of {sorted(VARIANTS)} or budget+<one of the "
+                         "non-budget ones>")
+    return ("budget" if base in BUDGET else kind), VARIANTS[base]
 
 
 def build_net(net: str, task):
@@ -255,7 +270,8 @@ def prime_study(study: Path, out: Path, cache: Path) -> None:
 
 def markdown_table(csvs: list[Path]) -> str:
     """Markdown table of benchmark CSV rows (docs/hwa.md): plain vs HWA (or control) per (network, variant);
-    "meets" = reduction >= 50 % and 1-day std and AVM no worse than plain."""
+    "meets" = reduction >= 50 % and 1-day std and AVM no worse than plain. Rows with ``baseline = "budget"``
+    compare with the converged (budget control) network instead of the plain one: "(vs budget)"."""
     d = pd.concat([pd.read_csv(f) for f in csvs], ignore_index=True)
     out = ["| network | dims | variant | plain digital | plain 1 d ± std | plain AVM | HWA digital | HWA 1 d ± std "
            "| HWA AVM | drop plain → HWA | reduction | std ok | AVM ok | meets | digital / HWA / eval wall (s) |",
@@ -264,7 +280,9 @@ def markdown_table(csvs: list[Path]) -> str:
         sok, aok = r.hwa_d1_std <= r.plain_d1_std, r.hwa_avm <= r.plain_avm
         meets = r.reduction >= 0.5 and sok and aok
         red = f"{r.reduction:+.0%}" if r.drop_plain > 0.02 else f"({r.reduction:+.0%})"
-        out.append(f"| {r.net} | {r.dims}D | {r.variant} | {r.plain_digital:.3f} | {r.plain_d1:.3f} ± "
+        base = r.get("baseline", "plain")
+        variant = r.variant if not isinstance(base, str) or base == "plain" else f"{r.variant} (vs {base})"
+        out.append(f"| {r.net} | {r.dims}D | {variant} | {r.plain_digital:.3f} | {r.plain_d1:.3f} ± "
                    f"{r.plain_d1_std:.3f} | {r.plain_avm:+.3f} | {r.hwa_digital:.3f} | {r.hwa_d1:.3f} ± "
                    f"{r.hwa_d1_std:.3f} | {r.hwa_avm:+.3f} | {r.drop_plain:.3f} → {r.drop_hwa:.3f} | {red} | "
                    f"{'yes' if sok else f'no ({r.hwa_d1_std - r.plain_d1_std:+.3f})'} | "
@@ -283,6 +301,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40, help="digital epochs")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--hwa-epochs", type=int, default=None, help="override every variant's epochs")
+    ap.add_argument("--baseline", choices=("plain", "budget"), default="plain",
+                    help="reference network of the plain_* columns and the drop: the plain digital checkpoint "
+                    "(--epochs), or the budget control's (plain + the recipe's epochs noise-free: converged)")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
@@ -308,14 +329,31 @@ def main() -> None:
         kw["size"] = a.size
     task = get_task("mni152-tissue", **kw)
     base = load_preset(a.preset)
+    variants = a.variants.split(",")
+    for v in variants:
+        try:
+            resolve_variant(v)
+        except ValueError as exc:
+            ap.error(str(exc))
     done = set()
     if a.out.is_file():
         old = pd.read_csv(a.out)
-        done = set(zip(old["net"], old["variant"]))
+        bl = old["baseline"].fillna("plain") if "baseline" in old else ["plain"] * len(old)
+        done = set(zip(old["net"], old["variant"], bl))
     a.cache.mkdir(parents=True, exist_ok=True)
+
+    def recipe_of(overrides: dict):
+        """(training table, preset with it, HWA TrainConfig) of the base preset with ``overrides``."""
+        training = {**base.spec.training.model_dump(), **overrides}
+        if a.hwa_epochs:
+            training["epochs"] = a.hwa_epochs
+        spec_v = PresetFile.model_validate({**base.spec.model_dump(mode="json"), "training": training})
+        pv = Preset(name=base.name, path=base.path, spec=spec_v)
+        return training, pv, hwa_config(pv, seed=a.seed, device="cpu", progress=False)
+
     for net in expand(a.nets):
         name, spec = build_net(net, task)
-        todo = [v for v in a.variants.split(",") if (name, v) not in done]
+        todo = [v for v in variants if (name, v, a.baseline) not in done]
         if not todo:
             continue
         cfg = TrainConfig(epochs=a.epochs, lr=a.lr, seed=a.seed, device="cpu", progress=False, val_every=0)
@@ -328,30 +366,37 @@ def main() -> None:
             ck = train_model(spec, task, cfg)
             save_checkpoint(path, ck)
             train_s = ck.metrics["train_time_s"]
-        plain = robust(ck.model, task, base, a.repeats, a.seed)
+        budget_ck = None
+        if a.baseline == "budget" or any(resolve_variant(v)[0] == "budget+" for v in todo):
+            # the budget control's checkpoint (plain 40 + 40 noise-free epochs): start of budget+<variant>,
+            # and with --baseline budget the reference network
+            btraining, _, bcfg = recipe_of(VARIANTS["budget"])
+            bpath = a.cache / f"hwa-{_key([key, True, btraining, bcfg.recipe()])}.pt"
+            if bpath.is_file():
+                budget_ck = load_checkpoint(bpath)
+            else:
+                t0 = time.perf_counter()
+                budget_ck = budget_control(ck, task, base, btraining, a.seed)
+                budget_ck.metrics["bench_wall_s"] = time.perf_counter() - t0
+                save_checkpoint(bpath, budget_ck)
+        if a.baseline == "budget":
+            plain = robust(budget_ck.model, task, base, a.repeats, a.seed)
+            train_s += float(budget_ck.metrics.get("bench_wall_s", float("nan")))
+        else:
+            plain = robust(ck.model, task, base, a.repeats, a.seed)
         for v in todo:
-            training = {**base.spec.training.model_dump(), **VARIANTS[v]}
-            if a.hwa_epochs:
-                training["epochs"] = a.hwa_epochs
-            spec_v = PresetFile.model_validate({**base.spec.model_dump(mode="json"), "training": training})
-            pv = Preset(name=base.name, path=base.path, spec=spec_v)
-            hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
-            bpath = a.cache / f"hwa-{_key([key, True, training, hcfg.recipe()])}.pt"  # budget control
-            tag = "budget+" if v == "budget+recipe" else v in BUDGET
+            kind, overrides = resolve_variant(v)
+            training, pv, hcfg = recipe_of(overrides)
+            tag = "budget+" if kind == "budget+" else kind == "budget"
             hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe()])}.pt"
             t0 = time.perf_counter()
             try:
                 if hpath.is_file():  # trained by an earlier run (same digital checkpoint and recipe)
                     h = load_checkpoint(hpath)
-                elif v in BUDGET:
+                elif kind == "budget":
                     h = budget_control(ck, task, base, training, a.seed)
-                elif v == "budget+recipe":
-                    if bpath.is_file():
-                        start = load_checkpoint(bpath)
-                    else:
-                        start = budget_control(ck, task, base, training, a.seed)
-                        save_checkpoint(bpath, start)
-                    h = hwa_finetune(start, pv, hcfg, task)
+                elif kind == "budget+":
+                    h = hwa_finetune(budget_ck, pv, hcfg, task)
                 else:
                     h = hwa_finetune(ck, pv, hcfg, task)
             except Exception as exc:  # noqa: BLE001 (a benchmark row that says why)
@@ -363,19 +408,18 @@ def main() -> None:
             hwa_s = float(h.metrics.get("bench_wall_s", float("nan")))
             r = robust(h.model, task, base, a.repeats, a.seed)
             drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
-            row = {"net": name, "variant": v, "preset": base.name, "dims": a.dims, "repeats": a.repeats,
-                   "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()},
+            row = {"net": name, "variant": v, "baseline": a.baseline, "preset": base.name, "dims": a.dims,
+                   "repeats": a.repeats, "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()},
                    **{f"hwa_{k}": x for k, x in r.items()},
                    "drop_plain": drop_p, "drop_hwa": drop_h,
                    "reduction": 1 - drop_h / drop_p if drop_p > 0 else float("nan"),
                    "best_epoch": h.metrics.get("best_epoch"), "train_s": train_s, "hwa_s": hwa_s,
                    "recipe": json.dumps(training, sort_keys=True)}
             _append(a.out, row)
-            print(f"{name:28s} {v:20s} plain d={plain['digital']:.3f} 1d={plain['d1']:.3f}±{plain['d1_std']:.3f} "
-                  f"avm={plain['avm']:+.3f} | hwa d={r['digital']:.3f} 1d={r['d1']:.3f}±{r['d1_std']:.3f} "
-                  f"avm={r['avm']:+.3f} | drop {drop_p:.3f}->{drop_h:.3f} red {row['reduction']:+.0%} "
-                  f"({hwa_s:.0f}s)", flush=True)
-
+            print(f"{name:28s} {v:20s} {a.baseline} d={plain['digital']:.3f} 1d={plain['d1']:.3f}±"
+                  f"{plain['d1_std']:.3f} avm={plain['avm']:+.3f} | hwa d={r['digital']:.3f} 1d={r['d1']:.3f}±"
+                  f"{r['d1_std']:.3f} avm={r['avm']:+.3f} | drop {drop_p:.3f}->{drop_h:.3f} red "
+                  f"{row['reduction']:+.0%} ({hwa_s:.0f}s)", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,38 @@
+"""scripts/hwa_bench.py: variant names (``budget+<variant>``) and the cache keys of earlier runs."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location("hwa_bench", Path(__file__).parents[1] / "scripts" / "hwa_bench.py")
+bench = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(bench)
+
+
+def test_resolve_variant_kinds():
+    assert bench.resolve_variant("recipe") == ("hwa", {})
+    assert bench.resolve_variant("budget") == ("budget", {})
+    assert bench.resolve_variant("budget-last") == ("budget", {"select": "last"})
+    # budget+<variant>: <variant>'s overrides, fine-tuning the budget checkpoint
+    assert bench.resolve_variant("budget+recipe") == ("budget+", {})
+    kind, over = bench.resolve_variant("budget+adcout-tlog")
+    assert kind == "budget+" and over == {"noise_compensation": "output", "noise_time_min_s": 1.0}
+    assert bench.resolve_variant("budget+ep80") == ("budget+", {"epochs": 80})
+
+
+@pytest.mark.parametrize("name", ["nope", "budget+nope", "budget+budget", "budget+budget-last"])
+def test_resolve_variant_unknown(name):
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.resolve_variant(name)
+
+
+def test_keys_ignore_new_knobs_at_their_old_values():
+    """Checkpoints cached before a knob existed keep their key: the knob at the value that reproduces the
+    older recipe is left out, any other value changes the key."""
+    old = {"epochs": 40, "lr": 0.003}
+    assert bench._key(["k", "budget+", old]) == bench._key(["k", "budget+", {**old, "noise_time_min_s": 0.0,
+                                                                           "select_times_s": []}])
+    assert bench._key(["k", "budget+", old]) != bench._key(["k", "budget+", {**old, "noise_time_min_s": 1.0}])
+    assert bench._key(["k", "budget+", old]) != bench._key(["k", True, old])
