@@ -96,12 +96,23 @@ VARIANTS.update({
     "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
     # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
     "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
+    # levers for converged networks (docs/hwa.md "2D against converged baselines"; run as budget+<name>)
+    "lr1e-3": {"lr": 1e-3},
+    "noise1d": {"noise_time_s": 86_400.0},
+    "sel6": {"select_instances": 6, "select_every": 5},
+    "ep80-sel6": {"epochs": 80, "select_instances": 6, "select_every": 10},
+    # clip each layer's weights at clip_sigma * std after every step (aihwkit LAYER_GAUSSIAN, no cap), remap
+    # channel-wise as before: fewer outlier weights set each column's conductance scale at inference
+    "clip2.5": {"clip_type": "layer_gaussian", "clip_sigma": 2.5, "clip_fixed_value": -1.0},
+    "clip2.0": {"clip_type": "layer_gaussian", "clip_sigma": 2.0, "clip_fixed_value": -1.0},
     "budget": {},
     "budget-last": {"select": "last"},
+    # budget control of the 80-epoch HWA variants: the plain checkpoint continued noise-free for 80 epochs
+    "budget-ep80": {"epochs": 80},
 })
 
 #: variants that are noise-free digital continuations (budget controls), not hardware-aware training
-BUDGET = {"budget", "budget-last"}
+BUDGET = {"budget", "budget-last", "budget-ep80"}
 #: prefix of a variant that fine-tunes the budget control's checkpoint ("budget+<variant>": <variant>'s
 #: HWA recipe on the digital 40 + 40 noise-free network instead of the plain 40-epoch one)
 ON_BUDGET = "budget+"
