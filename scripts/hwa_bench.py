@@ -278,6 +278,9 @@ def main() -> None:
     ap.add_argument("--nets", default="")
     ap.add_argument("--variants", default="recipe")
     ap.add_argument("--preset", default="pcm", help="inference preset (its [training] table is overridden)")
+    ap.add_argument("--eval-preset", default=None,
+                    help="score plain and HWA networks on this preset instead (e.g. pcm-headroom); training, "
+                         "its analog selection and the cache keys stay those of --preset")
     ap.add_argument("--dims", type=int, default=2)
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=40, help="digital epochs")
@@ -308,6 +311,7 @@ def main() -> None:
         kw["size"] = a.size
     task = get_task("mni152-tissue", **kw)
     base = load_preset(a.preset)
+    evalp = load_preset(a.eval_preset) if a.eval_preset else base
     done = set()
     if a.out.is_file():
         old = pd.read_csv(a.out)
@@ -328,7 +332,7 @@ def main() -> None:
             ck = train_model(spec, task, cfg)
             save_checkpoint(path, ck)
             train_s = ck.metrics["train_time_s"]
-        plain = robust(ck.model, task, base, a.repeats, a.seed)
+        plain = robust(ck.model, task, evalp, a.repeats, a.seed)
         for v in todo:
             training = {**base.spec.training.model_dump(), **VARIANTS[v]}
             if a.hwa_epochs:
@@ -361,9 +365,10 @@ def main() -> None:
                 h.metrics["bench_wall_s"] = time.perf_counter() - t0
                 save_checkpoint(hpath, h)
             hwa_s = float(h.metrics.get("bench_wall_s", float("nan")))
-            r = robust(h.model, task, base, a.repeats, a.seed)
+            r = robust(h.model, task, evalp, a.repeats, a.seed)
             drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
-            row = {"net": name, "variant": v, "preset": base.name, "dims": a.dims, "repeats": a.repeats,
+            row = {"net": name, "variant": v, "preset": evalp.name, "train_preset": base.name, "dims": a.dims,
+                   "repeats": a.repeats,
                    "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()},
                    **{f"hwa_{k}": x for k, x in r.items()},
                    "drop_plain": drop_p, "drop_hwa": drop_h,

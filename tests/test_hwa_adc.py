@@ -179,3 +179,14 @@ def _preset_input_range(**kw):
     d = load_preset("pcm").spec.model_dump(mode="json")
     d["input_range"].update(kw)
     return PresetFile.model_validate(d)
+
+
+def test_pcm_headroom_preset_is_pcm_plus_adc_headroom():
+    from analogmed.analog import list_presets, load_preset
+
+    assert "pcm-headroom" in list_presets()
+    a, b = load_preset("pcm").to_dict(), load_preset("pcm-headroom").to_dict()
+    assert b["input_range"]["adc_headroom"] == 1.0 and a["input_range"]["adc_headroom"] == 0.0
+    for d in (a, b):
+        d.pop("name"), d.pop("description"), d["input_range"].pop("adc_headroom")
+    assert a == b
