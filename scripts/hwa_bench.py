@@ -93,6 +93,8 @@ VARIANTS.update({
     "tlog": {"noise_time_min_s": 1.0},
     "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
     # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
+    # ... + learned ranges start from the inference ranges with ADC headroom (run with --preset pcm-headroom)
+    "adcout-tlog-hr": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference"},
     "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
     "budget+recipe": {},
     "budget": {},
@@ -190,7 +192,7 @@ def _append(out: Path, row: dict) -> None:
 
 #: [training] knobs added after checkpoints were cached, with the value that reproduces the older recipe:
 #: left out of the cache keys at that value, so older cached checkpoints are still found
-_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": ()}
+_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": (), "range_init": "data"}
 
 
 def _strip(obj):
@@ -342,7 +344,9 @@ def main() -> None:
             hcfg = hwa_config(pv, seed=a.seed, device="cpu", progress=False)
             bpath = a.cache / f"hwa-{_key([key, True, training, hcfg.recipe()])}.pt"  # budget control
             tag = "budget+" if v == "budget+recipe" else v in BUDGET
-            hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe()])}.pt"
+            # HWA on another preset than pcm: its other sections (e.g. adc_headroom) enter the key too
+            extra = [] if base.name == "pcm" else [base.spec.model_dump(mode="json", exclude={"training"})]
+            hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe(), *extra])}.pt"
             t0 = time.perf_counter()
             try:
                 if hpath.is_file():  # trained by an earlier run (same digital checkpoint and recipe)
