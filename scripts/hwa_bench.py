@@ -95,6 +95,8 @@ VARIANTS.update({
     "tlog": {"noise_time_min_s": 1.0},
     "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
     # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
+    # ... + learned ranges start from the inference ranges with ADC headroom (run with --preset pcm-headroom)
+    "adcout-tlog-hr": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference"},
     "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
     # levers for converged networks (docs/hwa.md "2D against converged baselines"; run as budget+<name>)
     "lr1e-3": {"lr": 1e-3},
@@ -216,7 +218,7 @@ def _append(out: Path, row: dict) -> None:
 
 #: [training] knobs added after checkpoints were cached, with the value that reproduces the older recipe:
 #: left out of the cache keys at that value, so older cached checkpoints are still found
-_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": ()}
+_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": (), "range_init": "data"}
 
 
 def _strip(obj):
@@ -307,6 +309,9 @@ def main() -> None:
     ap.add_argument("--nets", default="")
     ap.add_argument("--variants", default="recipe")
     ap.add_argument("--preset", default="pcm", help="inference preset (its [training] table is overridden)")
+    ap.add_argument("--eval-preset", default=None,
+                    help="score plain and HWA networks on this preset instead (e.g. pcm-headroom); training, "
+                         "its analog selection and the cache keys stay those of --preset")
     ap.add_argument("--dims", type=int, default=2)
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=40, help="digital epochs")
@@ -340,6 +345,7 @@ def main() -> None:
         kw["size"] = a.size
     task = get_task("mni152-tissue", **kw)
     base = load_preset(a.preset)
+    evalp = load_preset(a.eval_preset) if a.eval_preset else base
     variants = a.variants.split(",")
     for v in variants:
         try:
@@ -391,15 +397,17 @@ def main() -> None:
                 budget_ck.metrics["bench_wall_s"] = time.perf_counter() - t0
                 save_checkpoint(bpath, budget_ck)
         if a.baseline == "budget":
-            plain = robust(budget_ck.model, task, base, a.repeats, a.seed)
+            plain = robust(budget_ck.model, task, evalp, a.repeats, a.seed)
             train_s += float(budget_ck.metrics.get("bench_wall_s", float("nan")))
         else:
-            plain = robust(ck.model, task, base, a.repeats, a.seed)
+            plain = robust(ck.model, task, evalp, a.repeats, a.seed)
         for v in todo:
             kind, overrides = resolve_variant(v)
             training, pv, hcfg = recipe_of(overrides)
             tag = "budget+" if kind == "budget+" else kind == "budget"
-            hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe()])}.pt"
+            # HWA on another preset than pcm: its other sections (e.g. adc_headroom) enter the key too
+            extra = [] if base.name == "pcm" else [base.spec.model_dump(mode="json", exclude={"training"})]
+            hpath = a.cache / f"hwa-{_key([key, tag, training, hcfg.recipe(), *extra])}.pt"
             t0 = time.perf_counter()
             try:
                 if hpath.is_file():  # trained by an earlier run (same digital checkpoint and recipe)
@@ -417,10 +425,11 @@ def main() -> None:
                 h.metrics["bench_wall_s"] = time.perf_counter() - t0
                 save_checkpoint(hpath, h)
             hwa_s = float(h.metrics.get("bench_wall_s", float("nan")))
-            r = robust(h.model, task, base, a.repeats, a.seed)
+            r = robust(h.model, task, evalp, a.repeats, a.seed)
             drop_p, drop_h = plain["digital"] - plain["d1"], plain["digital"] - r["d1"]
-            row = {"net": name, "variant": v, "baseline": a.baseline, "preset": base.name, "dims": a.dims,
-                   "repeats": a.repeats, "seed": a.seed, **{f"plain_{k}": x for k, x in plain.items()},
+            row = {"net": name, "variant": v, "baseline": a.baseline, "preset": evalp.name,
+                   "train_preset": base.name, "dims": a.dims, "repeats": a.repeats, "seed": a.seed,
+                   **{f"plain_{k}": x for k, x in plain.items()},
                    **{f"hwa_{k}": x for k, x in r.items()},
                    "drop_plain": drop_p, "drop_hwa": drop_h,
                    "reduction": 1 - drop_h / drop_p if drop_p > 0 else float("nan"),

@@ -179,3 +179,40 @@ def _preset_input_range(**kw):
     d = load_preset("pcm").spec.model_dump(mode="json")
     d["input_range"].update(kw)
     return PresetFile.model_validate(d)
+
+
+def test_pcm_headroom_preset_is_pcm_plus_adc_headroom():
+    from analogmed.analog import list_presets, load_preset
+
+    assert "pcm-headroom" in list_presets()
+    a, b = load_preset("pcm").to_dict(), load_preset("pcm-headroom").to_dict()
+    assert b["input_range"]["adc_headroom"] == 1.0 and a["input_range"]["adc_headroom"] == 0.0
+    for d in (a, b):
+        d.pop("name"), d.pop("description"), d["input_range"].pop("adc_headroom")
+    assert a == b
+
+
+def test_hwa_range_init_inference_starts_from_the_inference_ranges():
+    """range_init = 'inference': the HWA tiles start from the ranges prepare_analog gives the digital
+    checkpoint on the preset (here pcm-headroom: calibrated, then widened), not from aihwkit's data init; one
+    epoch at a tiny lr leaves them there."""
+    from analogmed.analog.convert import tile_input_ranges
+    from analogmed.analog.hwa import hwa_config, hwa_finetune
+    from analogmed.analog.presets import Preset, PresetFile, load_preset
+    from analogmed.data import get_task
+    from analogmed.evaluate.robustness import prepare_analog
+    from analogmed.space.architecture import Architecture
+    from analogmed.train import TrainConfig, train_model
+
+    task = get_task("synthetic-2d", size=16, seed=0, n_train=8, n_val=4, n_test=4)
+    arch = Architecture.from_label("C8", spatial_dims=2, out_channels=task.num_classes)
+    ckpt = train_model({"family": "space", "arch": arch.to_dict()}, task,
+                       TrainConfig(epochs=2, lr=1e-2, seed=0, progress=False, device="cpu", val_every=0))
+    base = load_preset("pcm-headroom")
+    d = base.spec.model_dump(mode="json")
+    d["training"].update(range_init="inference", select="last", input_range_decay=0.0)
+    p = Preset(name="pcm-headroom", path=base.path, spec=PresetFile.model_validate(d))
+    want = tile_input_ranges(prepare_analog(ckpt.model, task, p, seed=0))
+    h = hwa_finetune(ckpt, p, hwa_config(p, epochs=1, lr=1e-6, seed=0, progress=False, device="cpu"), task)
+    got = h.recipe["hwa"]["input_ranges"]
+    assert set(got) == set(want) and all(got[k] == pytest.approx(want[k], rel=0.01) for k in want)

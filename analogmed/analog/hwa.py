@@ -152,6 +152,14 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
         digital = copy.deepcopy(ckpt.model).cpu()
     base = copy.deepcopy(digital)
     amodel = to_analog(digital, preset, hwa=True)
+    if t.range_init == "inference":  # start from the inference ranges (calibrated, ADC headroom) of the start
+        from analogmed.evaluate.robustness import prepare_analog
+        with torch.random.fork_rng(devices=[]):
+            start = tile_input_ranges(prepare_analog(digital, task, preset, seed=cfg.seed))
+        set_tile_input_ranges(amodel, start)
+        for tile in amodel.analog_tiles():  # no aihwkit init from data on top
+            if getattr(tile, "input_range_update_idx", None) is not None:
+                tile.input_range_update_idx.data.fill_(float(tile.rpu_config.pre_post.input_range.init_from_data))
     amodel.train()
     if t.optimizer == "sgd":
         opt = AnalogOptimizer(torch.optim.SGD, amodel.parameters(), lr=cfg.lr, momentum=t.momentum,

@@ -121,6 +121,10 @@ class TrainingSection(_Strict):
     remap: Literal["layerwise", "channelwise", "none"] = "channelwise"
     # --- input ranges (aihwkit rpu_config.pre_post.input_range) ---------------------------------
     learn_input_range: bool = True
+    range_init: Literal["data", "inference"] = Field(
+        "data", description="initial learned input ranges: 'data' = aihwkit's init from the first "
+        "input_range_init_from_data training batches; 'inference' = the ranges this preset's inference uses for "
+        "the digital checkpoint (calibrated per [input_range], widened by its adc_headroom when set)")
     input_range_init: float = Field(3.0, gt=0, description="aihwkit init_value")
     input_range_init_from_data: int = Field(10, ge=0, description="batches that set the initial range")
     input_range_init_std_alpha: float = Field(3.0, gt=0, description="initial range = alpha * std(input)")
