@@ -281,11 +281,13 @@ def prime_study(study: Path, out: Path, cache: Path) -> None:
             print(f"prime {entry.name}: {what}")
 
 
-def markdown_table(csvs: list[Path]) -> str:
+def markdown_table(csvs: list[Path], variants: list[str] | None = None) -> str:
     """Markdown table of benchmark CSV rows (docs/hwa.md): plain vs HWA (or control) per (network, variant);
     "meets" = reduction >= 50 % and 1-day std and AVM no worse than plain. Rows with ``baseline = "budget"``
     compare with the converged (budget control) network instead of the plain one: "(vs budget)"."""
     d = pd.concat([pd.read_csv(f) for f in csvs], ignore_index=True)
+    if variants:
+        d = d[d["variant"].isin(variants)]
     out = ["| network | dims | variant | plain digital | plain 1 d ± std | plain AVM | HWA digital | HWA 1 d ± std "
            "| HWA AVM | drop plain → HWA | reduction | std ok | AVM ok | meets | digital / HWA / eval wall (s) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -327,9 +329,11 @@ def main() -> None:
     ap.add_argument("--prime-study", type=Path, default=None,
                     help="with --out DIR: copy cached checkpoints into study folder DIR (see prime_study) and exit")
     ap.add_argument("--table", default=None, help="comma list of CSVs: print their markdown table and exit")
+    ap.add_argument("--table-variants", default=None, help="with --table: only these variants (comma list)")
     a = ap.parse_args()
     if a.table:
-        print(markdown_table([Path(f) for f in a.table.split(",")]))
+        print(markdown_table([Path(f) for f in a.table.split(",")],
+                             a.table_variants.split(",") if a.table_variants else None))
         return
     torch.set_num_threads(1)
     if a.prime_study:
