@@ -95,7 +95,13 @@ VARIANTS.update({
     # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
     # ... + learned ranges start from the inference ranges with ADC headroom (run with --preset pcm-headroom)
     "adcout-tlog-hr": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference"},
+    # ... the same on pcm itself: the start ranges widened by the training table's range_headroom
+    "adcout-tlog-rh": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference",
+                       "range_headroom": 1.0},
     "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
+    # ... + analog selection on the mean of 1 s, 1 d and 30 d
+    "adcout-tlog-sel3": {"noise_compensation": "output", "noise_time_min_s": 1.0,
+                         "select_times_s": [1.0, 86400.0, 2592000.0]},
     "budget+recipe": {},
     "budget": {},
     "budget-last": {"select": "last"},
@@ -192,7 +198,8 @@ def _append(out: Path, row: dict) -> None:
 
 #: [training] knobs added after checkpoints were cached, with the value that reproduces the older recipe:
 #: left out of the cache keys at that value, so older cached checkpoints are still found
-_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": (), "range_init": "data"}
+_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": (), "range_init": "data",
+              "range_headroom": 0.0}
 
 
 def _strip(obj):
