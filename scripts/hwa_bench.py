@@ -31,13 +31,18 @@ import torch
 VARIANTS: dict[str, dict] = {
     "recipe": {},
     # the recipe before issue #13 (pcm.toml [training] until then)
-    "old": {"weight_noise_type": "add_normal", "weight_noise": 0.06, "clip_type": "fixed_value",
+    "old": {"noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data", "range_headroom": 0.0,
+            "weight_noise_type": "add_normal", "weight_noise": 0.06, "clip_type": "fixed_value",
             "clip_fixed_value": 1.0, "remap": "channelwise", "learn_input_range": True, "input_range_init": 3.0,
             "input_range_init_from_data": 10, "input_range_init_std_alpha": 3.0, "input_range_decay": 0.001,
             "input_min_percentage": 0.95, "ranges": "learned", "start": "finetune", "epochs": 20,
             "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_epochs": 0,
             "batchnorm": "train", "select": "training"},
 }
+
+
+#: the 3D knobs at their values before the 3D work (the old "recipe")
+_R13 = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data", "range_headroom": 0.0}
 
 
 def _old(**kw) -> dict:
@@ -89,28 +94,43 @@ VARIANTS.update({
     "ep80": {"epochs": 80},
     "ep80-lr1e-3": {"epochs": 80, "lr": 1e-3},
     "noise1y": {"noise_time_s": 31_536_000.0},
-    # 3D (docs/hwa.md "3D"): the training instances' drift compensation after the ADC as at inference
-    # ("output"), and/or one drift time per training step drawn log-uniformly in [1 s, noise_time_s]
-    "adcout": {"noise_compensation": "output"},
-    "tlog": {"noise_time_min_s": 1.0},
-    "adcout-tlog": {"noise_compensation": "output", "noise_time_min_s": 1.0},
-    # ... + analog selection on the mean of 1 s and 1 d (3 instances each)
+    # the pcm recipe fine-tuning the budget control's checkpoint (digital 40 + 40 noise-free epochs) instead
+    # of the plain one: HWA on a longer-trained network
+    # 3D (docs/hwa.md "3D"). "recipe" is pcm's [training] table as it is now; the CSV rows named "recipe" in
+    # docs/hwa-data/networks*.csv before the 3D work are "recipe13" (the knobs below at their old values)
+    "recipe13": {"noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data",
+                 "range_headroom": 0.0},
+    # the training instances' drift compensation after the ADC as at inference ("output"), and/or one drift
+    # time per training step drawn log-uniformly in [1 s, noise_time_s]
+    "adcout": {**_R13, "noise_compensation": "output"},
+    "tlog": {**_R13, "noise_time_min_s": 1.0},
+    "adcout-tlog": {**_R13, "noise_compensation": "output", "noise_time_min_s": 1.0},
     # ... + learned ranges start from the inference ranges with ADC headroom (run with --preset pcm-headroom)
-    "adcout-tlog-hr": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference"},
-    "adcout-tlog-sel2": {"noise_compensation": "output", "noise_time_min_s": 1.0, "select_times_s": [1.0, 86400.0]},
-    # levers for converged networks (docs/hwa.md "2D against converged baselines"; run as budget+<name>)
-    "lr1e-3": {"lr": 1e-3},
-    "noise1d": {"noise_time_s": 86_400.0},
-    "sel6": {"select_instances": 6, "select_every": 5},
-    "ep80-sel6": {"epochs": 80, "select_instances": 6, "select_every": 10},
+    "adcout-tlog-hr": {**_R13, "noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference"},
+    # ... the same on pcm itself: the start ranges widened by the training table's range_headroom (= the
+    # current pcm recipe)
+    "adcout-tlog-rh": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference",
+                       "range_headroom": 1.0},
+    # ... + analog selection on the mean of 1 s and 1 d (3 instances each) / of 1 s, 1 d and 30 d
+    "adcout-tlog-sel2": {**_R13, "noise_compensation": "output", "noise_time_min_s": 1.0,
+                         "select_times_s": [1.0, 86400.0]},
+    "adcout-tlog-sel3": {**_R13, "noise_compensation": "output", "noise_time_min_s": 1.0,
+                         "select_times_s": [1.0, 86400.0, 2592000.0]},
+    # levers for converged networks (docs/hwa.md "2D against converged baselines"; run as budget+<name>), on
+    # the recipe of #13 (recipe13) as measured there
+    "lr1e-3": {**_R13, "lr": 1e-3},
+    "noise1d": {**_R13, "noise_time_s": 86_400.0},
+    "sel6": {**_R13, "select_instances": 6, "select_every": 5},
+    "ep80-sel6": {**_R13, "epochs": 80, "select_instances": 6, "select_every": 10},
     # clip each layer's weights at clip_sigma * std after every step (aihwkit LAYER_GAUSSIAN, no cap), remap
     # channel-wise as before: fewer outlier weights set each column's conductance scale at inference
-    "clip2.5": {"clip_type": "layer_gaussian", "clip_sigma": 2.5, "clip_fixed_value": -1.0},
-    "clip2.0": {"clip_type": "layer_gaussian", "clip_sigma": 2.0, "clip_fixed_value": -1.0},
-    "budget": {},
-    "budget-last": {"select": "last"},
+    "clip2.5": {**_R13, "clip_type": "layer_gaussian", "clip_sigma": 2.5, "clip_fixed_value": -1.0},
+    "clip2.0": {**_R13, "clip_type": "layer_gaussian", "clip_sigma": 2.0, "clip_fixed_value": -1.0},
+    # (the noise knobs do not act on noise-free training; at their #13 values the cached checkpoints' keys hold)
+    "budget": {**_R13},
+    "budget-last": {**_R13, "select": "last"},
     # budget control of the 80-epoch HWA variants: the plain checkpoint continued noise-free for 80 epochs
-    "budget-ep80": {"epochs": 80},
+    "budget-ep80": {**_R13, "epochs": 80},
 })
 
 #: variants that are noise-free digital continuations (budget controls), not hardware-aware training
@@ -218,7 +238,8 @@ def _append(out: Path, row: dict) -> None:
 
 #: [training] knobs added after checkpoints were cached, with the value that reproduces the older recipe:
 #: left out of the cache keys at that value, so older cached checkpoints are still found
-_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": (), "range_init": "data"}
+_NEW_KNOBS = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "select_times_s": (), "range_init": "data",
+              "range_headroom": 0.0}
 
 
 def _strip(obj):

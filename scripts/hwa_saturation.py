@@ -118,7 +118,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40, help="digital epochs of the cached checkpoint")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--hwa-epochs", type=int, default=None, help="HWA epochs of the cached HWA checkpoint")
-    ap.add_argument("--hwa-variant", default="recipe", help="hwa_bench variant of the cached HWA checkpoint")
+    ap.add_argument("--hwa-variant", default="recipe", help="hwa_bench variant of the cached HWA checkpoint "
+                    "(recipe13: the recipe before the 3D work, as in docs/hwa-data/saturation.csv)")
     ap.add_argument("--which", default="plain", help="comma list of plain, hwa")
     ap.add_argument("--variants", default="base,noclip")
     ap.add_argument("--times", default="1,3600,86400,2592000")

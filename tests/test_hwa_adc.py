@@ -216,3 +216,10 @@ def test_hwa_range_init_inference_starts_from_the_inference_ranges():
     h = hwa_finetune(ckpt, p, hwa_config(p, epochs=1, lr=1e-6, seed=0, progress=False, device="cpu"), task)
     got = h.recipe["hwa"]["input_ranges"]
     assert set(got) == set(want) and all(got[k] == pytest.approx(want[k], rel=0.01) for k in want)
+    # on pcm (no inference headroom), range_headroom = 1 widens the start ranges the same way
+    d = load_preset("pcm").spec.model_dump(mode="json")
+    d["training"].update(range_init="inference", range_headroom=1.0, select="last", input_range_decay=0.0)
+    p2 = Preset(name="pcm", path=base.path, spec=PresetFile.model_validate(d))
+    h2 = hwa_finetune(ckpt, p2, hwa_config(p2, epochs=1, lr=1e-6, seed=0, progress=False, device="cpu"), task)
+    got2 = h2.recipe["hwa"]["input_ranges"]
+    assert all(got2[k] == pytest.approx(want[k], rel=0.01) for k in want)

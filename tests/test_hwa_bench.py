@@ -13,12 +13,13 @@ _SPEC.loader.exec_module(bench)
 
 def test_resolve_variant_kinds():
     assert bench.resolve_variant("recipe") == ("hwa", {})
-    assert bench.resolve_variant("budget") == ("budget", {})
-    assert bench.resolve_variant("budget-last") == ("budget", {"select": "last"})
+    assert bench.resolve_variant("budget") == ("budget", bench._R13)
+    assert bench.resolve_variant("budget-last") == ("budget", {**bench._R13, "select": "last"})
     # budget+<variant>: <variant>'s overrides, fine-tuning the budget checkpoint
     assert bench.resolve_variant("budget+recipe") == ("budget+", {})
     kind, over = bench.resolve_variant("budget+adcout-tlog")
-    assert kind == "budget+" and over == {"noise_compensation": "output", "noise_time_min_s": 1.0}
+    assert kind == "budget+" and over == {**bench._R13, "noise_compensation": "output", "noise_time_min_s": 1.0}
+    assert bench.resolve_variant("budget+recipe13") == ("budget+", bench._R13)
     assert bench.resolve_variant("budget+ep80") == ("budget+", {"epochs": 80})
 
 

@@ -1,5 +1,6 @@
 """Search space: blocks, Architecture (canonical form, id, validation, sampler, ops), builder, CLI."""
 import json
+import math
 import sys
 
 import pytest
@@ -204,3 +205,30 @@ def test_check_task_names_the_mismatch():
                             image_size=(12, 12))
     with pytest.raises(UserError, match="does not fit depth 4"):
         Architecture(2, 1, 3, ("C",) * 4, (8,) * 4).check_task(small)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 9), (3, 4, 16, 15), (2, 3, 7, 8, 5), (1, 2, 2, 2, 2)])
+def test_fast_max_pool_equals_torch_max_pool(shape):
+    """The inference pool (pairwise maxima of strided views) gives torch's max-pool values exactly:
+    odd sizes floored, NaN propagated; with a gradient the module runs torch's own op."""
+    import torch.nn.functional as F
+
+    from analogmed.space.blocks import make_pool, max_pool_k2s2
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g)
+    x.view(-1)[::11] = float("nan")
+    ref = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}[x.dim()](x, 2)
+    got = max_pool_k2s2(x)
+    assert got.shape == ref.shape
+    assert torch.equal(got.isnan(), ref.isnan()) and ref.isnan().any()
+    assert torch.equal(got.nan_to_num(7.0), ref.nan_to_num(7.0))
+    if x.dim() > 3:
+        pool = make_pool(x.dim() - 2)
+        assert isinstance(pool, (nn.MaxPool2d, nn.MaxPool3d))
+        y = torch.randn(*shape, generator=g)
+        with torch.no_grad():
+            assert torch.equal(pool(y), {4: F.max_pool2d, 5: F.max_pool3d}[y.dim()](y, 2))
+        y.requires_grad_(True)
+        pool(y).sum().backward()  # torch's max-pool: exactly one 1 per window
+        assert y.grad.sum().item() == math.prod(s // 2 for s in shape[2:]) * shape[0] * shape[1]

@@ -155,7 +155,13 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
     if t.range_init == "inference":  # start from the inference ranges (calibrated, ADC headroom) of the start
         from analogmed.evaluate.robustness import prepare_analog
         with torch.random.fork_rng(devices=[]):
-            start = tile_input_ranges(prepare_analog(digital, task, preset, seed=cfg.seed))
+            ref = prepare_analog(digital, task, preset, seed=cfg.seed)
+            if t.range_headroom > 0:
+                from analogmed.analog.convert import adc_headroom
+                from analogmed.evaluate.robustness import calibration_batches
+                adc_headroom(ref, calibration_batches(task, preset.spec.input_range.batches),
+                             quantile=preset.spec.input_range.adc_headroom_quantile, fill=t.range_headroom)
+            start = tile_input_ranges(ref)
         set_tile_input_ranges(amodel, start)
         for tile in amodel.analog_tiles():  # no aihwkit init from data on top
             if getattr(tile, "input_range_update_idx", None) is not None:

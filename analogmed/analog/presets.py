@@ -125,6 +125,9 @@ class TrainingSection(_Strict):
         "data", description="initial learned input ranges: 'data' = aihwkit's init from the first "
         "input_range_init_from_data training batches; 'inference' = the ranges this preset's inference uses for "
         "the digital checkpoint (calibrated per [input_range], widened by its adc_headroom when set)")
+    range_headroom: float = Field(0.0, ge=0, le=1, description="range_init = 'inference': > 0 widens the start "
+                                  "ranges of layers whose raw outputs would saturate the ADC, as [input_range] "
+                                  "adc_headroom with this fill (also when the inference preset has none); 0: off")
     input_range_init: float = Field(3.0, gt=0, description="aihwkit init_value")
     input_range_init_from_data: int = Field(10, ge=0, description="batches that set the initial range")
     input_range_init_std_alpha: float = Field(3.0, gt=0, description="initial range = alpha * std(input)")

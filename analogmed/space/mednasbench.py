@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from analogmed.errors import UserError
+from analogmed.space.blocks import MaxPool2dK2
 
 #: Activation names as the prototype writes them -> module factories.
 ACTIVATIONS = {"relu": lambda: nn.ReLU(), "relu6": lambda: nn.ReLU6(), "LeakyRelu": lambda: nn.LeakyReLU(0.01)}
@@ -168,7 +169,7 @@ def _pool(cfg: Any, cin: int, cout: int) -> nn.Module | None:
             raise _err(where, f"{key} {cfg[key]!r} must be the inner block's {key}, {want}")
     kind = cfg.get("pool_type")
     if kind == "max":
-        return nn.MaxPool2d(2, 2)
+        return MaxPool2dK2()
     if kind == "avg":
         return nn.AvgPool2d(2, 2, count_include_pad=False)
     raise _err(where, f"pool_type {kind!r} must be 'max' or 'avg'")
