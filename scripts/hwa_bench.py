@@ -122,6 +122,8 @@ VARIANTS.update({
     "noise1d": {**_R13, "noise_time_s": 86_400.0},
     "sel6": {**_R13, "select_instances": 6, "select_every": 5},
     "ep80-sel6": {**_R13, "epochs": 80, "select_instances": 6, "select_every": 10},
+    # the same on the current pcm recipe (the 3D knobs on): is the longer schedule still worth it?
+    "now-ep80-sel6": {"epochs": 80, "select_instances": 6, "select_every": 10},
     # clip each layer's weights at clip_sigma * std after every step (aihwkit LAYER_GAUSSIAN, no cap), remap
     # channel-wise as before: fewer outlier weights set each column's conductance scale at inference
     "clip2.5": {**_R13, "clip_type": "layer_gaussian", "clip_sigma": 2.5, "clip_fixed_value": -1.0},
