@@ -155,8 +155,8 @@ def hwa_finetune(ckpt: Checkpoint, preset: Any = "pcm", cfg: TrainConfig | None 
     if t.range_init == "inference":  # start from the inference ranges (calibrated, ADC headroom) of the start
         from analogmed.evaluate.robustness import prepare_analog
         with torch.random.fork_rng(devices=[]):
-            ref = prepare_analog(digital, task, preset, seed=cfg.seed)
-            if t.range_headroom > 0:
+            ref = prepare_analog(digital, task, preset, seed=cfg.seed)  # applies [input_range] adc_headroom
+            if t.range_headroom > 0 and t.range_headroom != preset.spec.input_range.adc_headroom:
                 from analogmed.analog.convert import adc_headroom
                 from analogmed.evaluate.robustness import calibration_batches
                 adc_headroom(ref, calibration_batches(task, preset.spec.input_range.batches),
