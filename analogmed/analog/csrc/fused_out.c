@@ -2,7 +2,9 @@
  *
  * For every element e of the raw MVM output y (normalised units), channel c = (e / inner) % C:
  *   v   = y[e] + sigma * N(0,1)              output noise (counter-based generator below)
- *   v   = round(v / step) * step             ADC quantisation (half-even, as torch.round), if step > 0
+ *   v   = round(v * inv_step) * step         ADC quantisation (half-even, as torch.round), if step > 0;
+ *                                            inv_step = fl(1 / step): aihwkit divides, which differs only
+ *                                            within ~1 ulp of a rounding tie (~1e-5 of outputs)
  *   v   = clamp(v, -bound, bound)            ADC range
  *   out = (acc[e] +) v * scale[c] (+ bias[c])
  * Gaussian numbers: pair p = e / 2 takes two 24-bit uniforms from a stateless 32-bit hash of
@@ -106,7 +108,8 @@ void analogmed_keys(uint64_t seed, uint32_t* k1, uint32_t* k2) {
 
 /* y, out: n floats (out may equal acc storage; add != 0 accumulates into out); scale, bias: C floats. */
 void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, int64_t C, const float* scale,
-                         const float* bias, int add, float sigma, float step, float bound, uint64_t seed) {
+                         const float* bias, int add, float sigma, float step, float inv_step, float bound,
+                         uint64_t seed) {
   uint32_t k1, k2;
   analogmed_keys(seed, &k1, &k2);
   float g[2 * BLOCK];
@@ -125,7 +128,7 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
         for (int64_t j = 0; j < len; ++j) {
           float v = yy[j];
           if (sigma > 0.0f) v = v + sigma * gp[j];
-          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          if (step > 0.0f) { v = v * inv_step; v = round_even(v); v = v * step; }
           v = v > bound ? bound : (v < -bound ? -bound : v);
           float o = v * sc[j];
           if (add) o = oo[j] + o;
@@ -146,7 +149,7 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
       if (sigma > 0.0f) {
         for (int64_t k = e; k < run_end; ++k) {
           float v = y[k] + sigma * gp[k - e];
-          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          if (step > 0.0f) { v = v * inv_step; v = round_even(v); v = v * step; }
           v = v > bound ? bound : (v < -bound ? -bound : v);
           float o = v * sc;
           if (add) o = out[k] + o;
@@ -156,7 +159,7 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
       } else {
         for (int64_t k = e; k < run_end; ++k) {
           float v = y[k];
-          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          if (step > 0.0f) { v = v * inv_step; v = round_even(v); v = v * step; }
           v = v > bound ? bound : (v < -bound ? -bound : v);
           float o = v * sc;
           if (add) o = out[k] + o;
@@ -169,20 +172,29 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
   }
 }
 
-/* Input side of one tile (DAC), elementwise over the feature map (commutes with im2col; 0 stays 0):
- *   v = clamp(x, -r, r) / ir              static input range (if has_ir)
- *   v = round(v / step) * step            DAC quantisation (if step > 0; not for a perfect tile)
- *   v = clamp(v, -bound, bound)           DAC range (not for a perfect tile)
- * in aihwkit's order of float operations. out may equal x. */
+/* Input side of one tile (DAC), elementwise over the feature map (commutes with im2col; 0 stays 0).
+ * A perfect tile (no DAC): v = clamp(x, -r, r) / ir (if has_ir), aihwkit's operations exactly.
+ * Otherwise, with inv = fl(1 / (ir * step)) (ir = 1 without a static input range):
+ *   v = clamp(x, -r, r) * inv              input range and DAC step in one multiply (aihwkit divides
+ *   v = round(v) * step                    twice; the results differ only where x / (ir * step) lies
+ *   v = clamp(v, -bound, bound)            within ~2 float ulps of a rounding tie: ~1e-5 of inputs)
+ * out may equal x. */
 void analogmed_dac(const float* x, float* out, int64_t n, int has_ir, float r, float ir, int perfect, float step,
-                   float bound) {
+                   float inv, float bound) {
+  if (perfect) {
+    for (int64_t k = 0; k < n; ++k) {
+      float v = x[k];
+      if (has_ir) { v = v > r ? r : (v < -r ? -r : v); v = v / ir; }
+      out[k] = v;
+    }
+    return;
+  }
   for (int64_t k = 0; k < n; ++k) {
     float v = x[k];
-    if (has_ir) { v = v > r ? r : (v < -r ? -r : v); v = v / ir; }
-    if (!perfect) {
-      if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
-      v = v > bound ? bound : (v < -bound ? -bound : v);
-    }
+    if (has_ir) v = v > r ? r : (v < -r ? -r : v);
+    if (step > 0.0f) { v = v * inv; v = round_even(v); v = v * step; }
+    else if (has_ir) v = v / ir;
+    v = v > bound ? bound : (v < -bound ? -bound : v);
     out[k] = v;
   }
 }
