@@ -20,11 +20,12 @@ def test_run_bench_tiny():
         assert len(ratios) == 2 and all(x > 0 for x in ratios)
         assert r["ratio"] == pytest.approx(sum(ratios) / 2)  # their median
         assert r["ratio_best"] > 0
+        assert r["digital_page_faults"] >= 0 and r["fast_page_faults"] >= 0
         assert r["evals_per_s_fast"] > 0 and r["evals_per_s_aihwkit"] > 0
         assert r["layers"] and all(k["fast_ms"] > 0 and k["digital_ms"] > 0 for k in r["layers"])
     assert any(k["kind"].startswith("Conv3d") for k in res["rows"][1]["layers"])
     text = format_bench(res)
-    assert "fast/dig" in text and "monai-unet-2d" in text
+    assert "fast/dig" in text and "monai-unet-2d" in text and "faults dig/fast" in text
     json.dumps(res)  # JSON-able
     assert set(MODELS) == {"monai-unet-2d", "candidate-2d", "candidate-3d", "unetr-3d"}
 
