@@ -120,3 +120,18 @@ def test_dac_scratch_is_reused_without_autograd_and_results_stay_right():
         assert fast._scratch(x1) is None
         torch.manual_seed(6)
         torch.testing.assert_close(a(x2), fresh, rtol=0, atol=0)
+
+
+def test_generator_pairs_seeds_and_tails_are_gaussian():
+    """One keyed hash per pair gives both numbers of a Box-Muller pair: the two are uncorrelated, two seeds
+    give uncorrelated streams, and the tails are a normal's (P(|z| > 3) = 0.0027, P(|z| > 4) = 6.3e-5)."""
+    n = 1_000_000
+    g = fk.gaussian(n, 11).double()
+    pairs = g.view(-1, 2)
+    assert abs(float(torch.corrcoef(pairs.T)[0, 1])) < 0.005
+    assert abs(float(torch.corrcoef(torch.stack((g, fk.gaussian(n, 12).double())))[0, 1])) < 0.005
+    assert abs(float(torch.corrcoef(torch.stack((g[:-1], g[1:])))[0, 1])) < 0.005  # neighbours
+    p3 = float((g.abs() > 3).double().mean())
+    assert abs(p3 - 0.0027) < 0.0003  # ~5 sigma of the count
+    assert 25 < int((g.abs() > 4).sum()) < 110  # expected 63
+    assert float(g.abs().max()) < 5.0  # 16-bit radius: at most sqrt(-2 ln(0.5 / 65536)) = 4.86

@@ -10,8 +10,8 @@ One call finishes the raw MVM output ``y`` of one input tile (normalised units) 
     v = clamp(v, -bound, bound)             ADC range (``out_bound``)
     out = acc + v * scale[c] (+ bias[c])    digital scales, partial sums of split tiles, digital bias
 
-The Gaussian numbers come from a stateless counter-based generator (a 32-bit integer hash of
-``(seed, e)``, two 24-bit uniforms per pair of elements, Box-Muller with float polynomials for log,
+The Gaussian numbers come from a stateless counter-based generator (one keyed 32-bit integer hash of
+``(seed, pair)``, two 16-bit uniforms per pair of elements, Box-Muller with float polynomials for log,
 sin and cos), so the same seed gives identical outputs. The C kernel and the torch fallback evaluate
 the *same* float operations, so they give identical outputs too (tested).
 
@@ -168,9 +168,8 @@ def _log_poly(x: torch.Tensor) -> torch.Tensor:
     m = torch.where(small, (m + m) - 1.0, m - 1.0)
     fe = e.to(torch.float32)
     z = m * m
-    y = torch.full_like(m, 7.0376836292e-2)
-    for c in (-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-              2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1):
+    y = torch.full_like(m, 1.2644615769e-01)  # log(1+m) = m - m^2/2 + m^3 P(m), P of degree 4
+    for c in (-1.8256717920e-01, 2.0221647620e-01, -2.4957883358e-01, 3.3330881596e-01):
         y = y * m + _f(c)
     y = y * m * z
     y = y + fe * _f(-2.12194440e-4)
@@ -201,11 +200,10 @@ def gaussian(n: int, seed: int, device=None) -> torch.Tensor:
     k1, k2 = _keys(int(seed))
     pairs = (n + 1) // 2
     c = torch.arange(pairs, dtype=torch.int64, device=device) & _M32
-    h1 = _hash32((_hash32(((2 * c) & _M32) ^ k1) + k2) & _M32)
-    h2 = _hash32((_hash32(((2 * c + 1) & _M32) ^ k1) + k2) & _M32)
-    scale = _f(5.9604644775390625e-08).to(c.device)
-    u1 = ((h1 >> 8).to(torch.float32) + 0.5) * scale
-    u2 = ((h2 >> 8).to(torch.float32) + 0.5) * scale
+    h = _hash32((_hash32(c ^ k1) + k2) & _M32)
+    scale = _f(1.52587890625e-05).to(c.device)
+    u1 = ((h >> 16).to(torch.float32) + 0.5) * scale
+    u2 = ((h & 0xFFFF).to(torch.float32) + 0.5) * scale
     rad = torch.sqrt(_f(-2.0).to(c.device) * _log_poly(u1))
     s, co = _sincos2pi(u2)
     return torch.stack((rad * co, rad * s), dim=1).reshape(-1)[:n]
