@@ -134,7 +134,6 @@ def layer_breakdown(am: nn.Module, x: torch.Tensor, repeats: int = 3) -> list[di
     return out
 
 
-@torch.no_grad()
 def _minflt() -> int:
     """Minor page faults of this process so far (0 where ``resource`` is missing)."""
     try:
@@ -144,6 +143,7 @@ def _minflt() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+@torch.no_grad()
 def _paired(fns: list[Callable[[], object]], repeats: int, warmup: int = 2,
             faults: list[list[int]] | None = None) -> list[list[float]]:
     """Time the calls of ``fns`` interleaved (f0, f1, f0, f1, ...; ``warmup`` untimed rounds first):
