@@ -5,7 +5,22 @@ import sys
 
 import pytest
 
-from analogmed.latency.bench import MODELS, format_bench, run_bench
+import torch
+
+from analogmed.latency.bench import MODELS, _paired, format_bench, run_bench
+
+
+def test_paired_times_forwards_without_autograd():
+    """Timed forwards run under no_grad (with autograd on, the digital forward builds a graph and the
+    fast engine loses its DAC scratch: the ratios would be wrong), interleaved, one time per call."""
+    seen: list[tuple[str, bool]] = []
+    faults: list[list[int]] = [[], []]
+    with torch.enable_grad():
+        times = _paired([lambda: seen.append(("a", torch.is_grad_enabled())),
+                         lambda: seen.append(("b", torch.is_grad_enabled()))], repeats=3, warmup=1, faults=faults)
+    assert [k for k, _ in seen] == ["a", "b"] * 4 and not any(g for _, g in seen)
+    assert [len(t) for t in times] == [3, 3] and all(x >= 0 for t in times for x in t)
+    assert [len(f) for f in faults] == [3, 3] and all(x >= 0 for f in faults for x in f)
 
 
 def test_run_bench_tiny():
@@ -20,11 +35,12 @@ def test_run_bench_tiny():
         assert len(ratios) == 2 and all(x > 0 for x in ratios)
         assert r["ratio"] == pytest.approx(sum(ratios) / 2)  # their median
         assert r["ratio_best"] > 0
+        assert r["digital_page_faults"] >= 0 and r["fast_page_faults"] >= 0
         assert r["evals_per_s_fast"] > 0 and r["evals_per_s_aihwkit"] > 0
         assert r["layers"] and all(k["fast_ms"] > 0 and k["digital_ms"] > 0 for k in r["layers"])
     assert any(k["kind"].startswith("Conv3d") for k in res["rows"][1]["layers"])
     text = format_bench(res)
-    assert "fast/dig" in text and "monai-unet-2d" in text
+    assert "fast/dig" in text and "monai-unet-2d" in text and "faults dig/fast" in text
     json.dumps(res)  # JSON-able
     assert set(MODELS) == {"monai-unet-2d", "candidate-2d", "candidate-3d", "unetr-3d"}
 

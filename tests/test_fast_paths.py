@@ -77,3 +77,61 @@ def test_untap_kernel_equals_the_torch_permute(monkeypatch):
         monkeypatch.setenv("ANALOGMED_NO_KERNEL", "1")
         assert torch.equal(fk.untap(cols, kernel, s_in), want)
         monkeypatch.delenv("ANALOGMED_NO_KERNEL")
+
+
+def test_dac_multiply_differs_from_aihwkit_divides_only_at_rare_ties():
+    """The DAC multiplies by fl(1 / (ir * step)) where aihwkit divides by ir and then by step: one
+    DAC step apart on at most 1e-4 of the inputs, equal elsewhere (kernel and torch fallback alike)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1_000_000, generator=g) * 2
+    ir, step, bound = torch.tensor(2.3), 2 / 254, 1.0
+    r = float(ir)
+    want = (torch.round(torch.clamp(x, -r, r) / ir / step) * step).clamp(-bound, bound)
+    for got in (fk.dac(x, ir, False, step, bound), fk.dac_torch(x, ir, False, step, bound)):
+        diff = (got - want).abs()
+        assert float(diff.max()) <= step * 1.0001
+        assert 0 < int((diff > 0).sum()) <= 100  # ties exist, and they are rare
+
+
+def test_dac_scratch_is_reused_without_autograd_and_results_stay_right():
+    """No-grad forwards write every DAC output into one scratch buffer per thread: a second input gives the
+    same numbers as a fresh engine; with autograd on there is no scratch (saved tensors stay valid)."""
+    from analogmed.analog import fast
+
+    torch.manual_seed(0)
+    a = to_analog(nn.Sequential(nn.Conv2d(30, 8, 3, padding=1), nn.Conv2d(8, 8, 1)).eval(), load_preset("pcm"))
+    program(a, 1)
+    drift(a, 86_400.0, 1)
+    x1, x2 = torch.randn(2, 30, 12, 12), torch.randn(2, 30, 12, 12)
+    with fast_engine(a), torch.no_grad():
+        torch.manual_seed(5)
+        a(x1)
+        ptr = fast._SCRATCH.buf.data_ptr()
+        torch.manual_seed(6)
+        second = a(x2)
+        assert fast._SCRATCH.buf.data_ptr() == ptr
+        assert fast._scratch(torch.ones(3)).data_ptr() == ptr
+    assert getattr(fast._SCRATCH, "buf", None) is None  # freed with the engine
+    with fast_engine(a), torch.no_grad():
+        torch.manual_seed(6)
+        fresh = a(x2)
+    assert torch.equal(second, fresh)
+    with fast_engine(a):
+        assert fast._scratch(x1) is None
+        torch.manual_seed(6)
+        torch.testing.assert_close(a(x2), fresh, rtol=0, atol=0)
+
+
+def test_generator_pairs_seeds_and_tails_are_gaussian():
+    """One keyed hash per pair gives both numbers of a Box-Muller pair: the two are uncorrelated, two seeds
+    give uncorrelated streams, and the tails are a normal's (P(|z| > 3) = 0.0027, P(|z| > 4) = 6.3e-5)."""
+    n = 1_000_000
+    g = fk.gaussian(n, 11).double()
+    pairs = g.view(-1, 2)
+    assert abs(float(torch.corrcoef(pairs.T)[0, 1])) < 0.005
+    assert abs(float(torch.corrcoef(torch.stack((g, fk.gaussian(n, 12).double())))[0, 1])) < 0.005
+    assert abs(float(torch.corrcoef(torch.stack((g[:-1], g[1:])))[0, 1])) < 0.005  # neighbours
+    p3 = float((g.abs() > 3).double().mean())
+    assert abs(p3 - 0.0027) < 0.0003  # ~5 sigma of the count
+    assert 25 < int((g.abs() > 4).sum()) < 110  # expected 63
+    assert float(g.abs().max()) < 5.0  # 16-bit radius: at most sqrt(-2 ln(0.5 / 65536)) = 4.86

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 from dataclasses import dataclass, field
 
 import torch
@@ -246,13 +247,32 @@ def _non_overlapping(layer) -> bool:
         and all(p == 0 for p in layer.padding) and all(o == 0 for o in layer.output_padding)
 
 
+#: per-thread scratch for DAC outputs (see :func:`_dac`)
+_SCRATCH = threading.local()
+
+
+def _scratch(x: Tensor) -> Tensor | None:
+    """This thread's reusable buffer viewed as ``x``'s shape (grown to the largest ``x`` seen), or None
+    with autograd on or off the CPU. The DAC output of a tile is read once, by that tile's MVM, before the
+    next DAC runs, so one buffer serves every layer; a fresh multi-MB tensor per call costs page faults (a
+    4 MB map here: ~3 ns per element against 0.4 ns for the DAC itself). :meth:`FastEngine.remove` frees it."""
+    if torch.is_grad_enabled() or x.device.type != "cpu":
+        return None
+    buf = getattr(_SCRATCH, "buf", None)
+    n = x.numel()
+    if buf is None or buf.numel() < n or buf.dtype != x.dtype:
+        buf = _SCRATCH.buf = torch.empty(n, dtype=x.dtype)
+    return buf[:n].view(x.shape)
+
+
 def _dac(x: Tensor, t: _InTile, fo: _Folded) -> Tensor:
-    """Input range clamp/divide and DAC quantisation, in aihwkit's order of float operations."""
+    """Input range clamp and DAC quantisation (:func:`analogmed.analog.fast_kernel.dac`), into the
+    thread's scratch buffer when autograd is off."""
     if _CLIP is not None and t.ir_value is not None:
         c = _CLIP.setdefault(fo.name + ":dac", [0, 0])
         c[0] += int((x.abs() >= t.ir_value).sum())
         c[1] += x.numel()
-    return dac(x, t.input_range, fo.perfect, fo.inp_step, fo.inp_bound, t.ir_value)
+    return dac(x, t.input_range, fo.perfect, fo.inp_step, fo.inp_bound, t.ir_value, out=_scratch(x))
 
 
 def _seed() -> int:
@@ -388,6 +408,7 @@ class FastEngine:
     def remove(self) -> None:
         for _, layer in self._layers:
             layer.__dict__.pop("forward", None)
+        _SCRATCH.__dict__.pop("buf", None)  # this thread's DAC scratch
 
 
 @contextlib.contextmanager

@@ -4,12 +4,14 @@ One call finishes the raw MVM output ``y`` of one input tile (normalised units) 
 ``e`` (channel ``c = (e // inner) % C``)::
 
     v = y + sigma * N(0, 1)                 output noise (aihwkit ``forward.out_noise``)
-    v = round(v / step) * step              ADC quantisation (step = out_res * 2 * out_bound), half-even
+    v = round(v * fl(1/step)) * step        ADC quantisation (step = out_res * 2 * out_bound), half-even;
+                                            aihwkit divides by step: the two differ only within ~1 ulp of
+                                            a rounding tie (~1e-5 of the outputs; tests allow 1e-4)
     v = clamp(v, -bound, bound)             ADC range (``out_bound``)
     out = acc + v * scale[c] (+ bias[c])    digital scales, partial sums of split tiles, digital bias
 
-The Gaussian numbers come from a stateless counter-based generator (a 32-bit integer hash of
-``(seed, e)``, two 24-bit uniforms per pair of elements, Box-Muller with float polynomials for log,
+The Gaussian numbers come from a stateless counter-based generator (one keyed 32-bit integer hash of
+``(seed, pair)``, two 16-bit uniforms per pair of elements, Box-Muller with float polynomials for log,
 sin and cos), so the same seed gives identical outputs. The C kernel and the torch fallback evaluate
 the *same* float operations, so they give identical outputs too (tested).
 
@@ -95,14 +97,14 @@ def _build() -> ctypes.CDLL:
     f.restype = None
     f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float,
-                  ctypes.c_float, ctypes.c_uint64]
+                  ctypes.c_float, ctypes.c_float, ctypes.c_uint64]
     u = dll.analogmed_untap
     u.restype = None
     u.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 7
     d = dll.analogmed_dac
     d.restype = None
     d.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_float,
-                  ctypes.c_int, ctypes.c_float, ctypes.c_float]
+                  ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_float]
     return dll
 
 
@@ -166,9 +168,8 @@ def _log_poly(x: torch.Tensor) -> torch.Tensor:
     m = torch.where(small, (m + m) - 1.0, m - 1.0)
     fe = e.to(torch.float32)
     z = m * m
-    y = torch.full_like(m, 7.0376836292e-2)
-    for c in (-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-              2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1):
+    y = torch.full_like(m, 1.2644615769e-01)  # log(1+m) = m - m^2/2 + m^3 P(m), P of degree 4
+    for c in (-1.8256717920e-01, 2.0221647620e-01, -2.4957883358e-01, 3.3330881596e-01):
         y = y * m + _f(c)
     y = y * m * z
     y = y + fe * _f(-2.12194440e-4)
@@ -199,11 +200,10 @@ def gaussian(n: int, seed: int, device=None) -> torch.Tensor:
     k1, k2 = _keys(int(seed))
     pairs = (n + 1) // 2
     c = torch.arange(pairs, dtype=torch.int64, device=device) & _M32
-    h1 = _hash32((_hash32(((2 * c) & _M32) ^ k1) + k2) & _M32)
-    h2 = _hash32((_hash32(((2 * c + 1) & _M32) ^ k1) + k2) & _M32)
-    scale = _f(5.9604644775390625e-08).to(c.device)
-    u1 = ((h1 >> 8).to(torch.float32) + 0.5) * scale
-    u2 = ((h2 >> 8).to(torch.float32) + 0.5) * scale
+    h = _hash32((_hash32(c ^ k1) + k2) & _M32)
+    scale = _f(1.52587890625e-05).to(c.device)
+    u1 = ((h >> 16).to(torch.float32) + 0.5) * scale
+    u2 = ((h & 0xFFFF).to(torch.float32) + 0.5) * scale
     rad = torch.sqrt(_f(-2.0).to(c.device) * _log_poly(u1))
     s, co = _sincos2pi(u2)
     return torch.stack((rad * co, rad * s), dim=1).reshape(-1)[:n]
@@ -222,7 +222,7 @@ def fused_out_torch(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tens
         v = v + torch.tensor(sigma, dtype=f32, device=y.device) * gaussian(y.numel(), seed, y.device).view_as(v)
     if step > 0:
         st = torch.tensor(step, dtype=f32, device=y.device)
-        v = torch.round(v / st) * st
+        v = torch.round(v * torch.tensor(recip(step), dtype=f32, device=y.device)) * st
     bd = float(torch.tensor(bound, dtype=f32))
     v = v.clamp(-bd, bd) * scale.view(1, c, 1)
     if acc is not None:
@@ -235,16 +235,25 @@ def fused_out_torch(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tens
     return v.reshape(shape)
 
 
+def recip(x: float) -> float:
+    """``fl32(1 / x)``: the float32 reciprocal the DAC/ADC multiply by (computed in double, rounded once)."""
+    return float(torch.tensor(1.0 / x, dtype=torch.float32))
+
+
 def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float) -> torch.Tensor:
-    """Input range clamp/divide and DAC quantisation in torch ops, aihwkit's order of float operations
-    (``apply_input_range``, ``/ input_range``, ``UniformQuantize``, clamp to ``inp_bound``)."""
+    """Input range clamp and DAC quantisation in torch ops (aihwkit's ``apply_input_range``, ``/ input_range``,
+    ``UniformQuantize``, clamp to ``inp_bound``), the same float operations as the C kernel: a perfect tile
+    divides by ``ir`` as aihwkit does; a quantising one multiplies by ``recip(ir * step)`` once instead of
+    dividing twice (a different rounding only within ~2 ulps of a tie, ~1e-5 of the inputs)."""
+    v = 1.0 if ir is None else float(ir.item())
     if ir is not None:
-        r = abs(ir.item())
-        x = torch.clamp(x, min=-r, max=r) / ir
+        x = torch.clamp(x, min=-abs(v), max=abs(v))
     if perfect:
-        return x
+        return x / ir if ir is not None else x
     if step > 0:
-        x = torch.round(x / step) * step
+        x = torch.round(x * recip(v * step)) * step
+    elif ir is not None:
+        x = x / ir
     return torch.clamp(x, min=-bound, max=bound)
 
 
@@ -263,19 +272,28 @@ def _dense(x: torch.Tensor) -> bool:
 
 
 def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float,
-        ir_value: float | None = None) -> torch.Tensor:
+        ir_value: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`.
-    ``ir_value``: ``float(ir)`` when the caller has it already (saves a tensor read per call)."""
+    ``ir_value``: ``float(ir)`` when the caller has it already (saves a tensor read per call). ``out``: a
+    contiguous tensor of ``x``'s shape and dtype to write into (the kernel path only; the result is returned
+    either way)."""
     lib = load_kernel() if (x.device.type == "cpu" and x.dtype == torch.float32) else None
     if lib is None:
         return dac_torch(x, ir, perfect, step, bound)
     # elementwise: a dense tensor in any order of dimensions (e.g. ChannelLinear's ``movedim`` view of a
     # channel-first map) is processed in its memory order, into an output with the same strides
-    src = x if _dense(x) else x.contiguous()
-    out = torch.empty_like(src)
+    fits = out is not None and out.is_contiguous() and out.shape == x.shape and out.dtype == x.dtype
+    if fits and x.is_contiguous():
+        src = x
+    elif fits and not _dense(x):     # a view with gaps (a split tile's slice): gather it into out, then in place
+        src = out.copy_(x)
+    else:
+        src = x if _dense(x) else x.contiguous()
+        out = torch.empty_like(src)
     v = 1.0 if ir is None else float(ir.item()) if ir_value is None else ir_value
+    inv = recip(v * step) if step > 0 else 0.0
     lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), abs(v), v, int(perfect),
-                      float(step), float(bound))
+                      float(step), inv, float(bound))
     return out
 
 
@@ -298,7 +316,7 @@ def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bi
     bs = None if bias is None else bias.detach().to(torch.float32).contiguous()
     lib.analogmed_fused_out(y.data_ptr(), out.data_ptr(), y.numel(), int(inner), sc.numel(), sc.data_ptr(),
                             None if bs is None else bs.data_ptr(), int(acc is not None), float(sigma),
-                            float(step), float(bound), int(seed) & ((1 << 64) - 1))
+                            float(step), recip(step) if step > 0 else 0.0, float(bound), int(seed) & ((1 << 64) - 1))
     return out
 
 

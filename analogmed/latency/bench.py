@@ -20,7 +20,9 @@ one repetition = ``program`` + 4 x (``drift`` to 60 s / 1 h / 1 d / 30 d + one f
 batch), timed per engine; ``evals_per_s`` = 4 / its wall time. ``layers``: per layer kind (e.g.
 ``Conv2d k3``, ``ConvTranspose2d k2s2``, ``Linear``), the summed fast and native-digital time of
 that kind's layers on their recorded inputs and the ratio (the breakdown shows which kinds stay
-above 1.5x).
+above 1.5x). ``digital_page_faults`` / ``fast_page_faults``: median minor page faults per forward (memory
+that glibc returns to the OS and torch maps again on the next call: ~0.5-1 us each here; they make
+the digital forward noisy, the fast engine keeps its DAC scratch and has ~0).
 """
 from __future__ import annotations
 
@@ -132,20 +134,34 @@ def layer_breakdown(am: nn.Module, x: torch.Tensor, repeats: int = 3) -> list[di
     return out
 
 
+def _minflt() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 @torch.no_grad()
-def _paired(fns: list[Callable[[], object]], repeats: int, warmup: int = 2) -> list[list[float]]:
+def _paired(fns: list[Callable[[], object]], repeats: int, warmup: int = 2,
+            faults: list[list[int]] | None = None) -> list[list[float]]:
     """Time the calls of ``fns`` interleaved (f0, f1, f0, f1, ...; ``warmup`` untimed rounds first):
     ``repeats`` times (ms) per function. Adjacent calls see the same machine load, so the ratio of the
-    i-th times of two functions is robust on a shared, noisy machine."""
+    i-th times of two functions is robust on a shared, noisy machine. ``faults``: one list per function
+    that receives each call's minor page faults (fresh memory the allocator maps: a noisy, real cost)."""
     for _ in range(warmup):
         for f in fns:
             f()
     out: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for k, f in enumerate(fns):
+            p0 = _minflt()
             t0 = time.perf_counter()
             f()
             out[k].append((time.perf_counter() - t0) * 1e3)
+            if faults is not None:
+                faults[k].append(_minflt() - p0)
     return out
 
 
@@ -185,10 +201,11 @@ def run_bench(threads: int = 1, batch: int = 8, size: int = 128, size3: int = 32
             program(am, 0)
             drift(am, 86400.0, 0)
             dig, aih, fst, pairs, apairs, best_d, best_f = [], [], [], [], [], [], []
+            flt: list[list[int]] = [[], []]  # minor page faults per call: digital, fast
             for _ in tqdm(range(rounds), desc=name, disable=None if progress else True):
                 aih_d = _paired([lambda: dm(x), lambda: am(x)], repeats)
                 with fast_engine(am, quiet=True):
-                    fst_d = _paired([lambda: dm(x), lambda: am(x)], repeats)
+                    fst_d = _paired([lambda: dm(x), lambda: am(x)], repeats, faults=flt)
                 dig.append(statistics.median(fst_d[0] + aih_d[0]))
                 aih.append(statistics.median(aih_d[1]))
                 fst.append(statistics.median(fst_d[1]))
@@ -201,7 +218,8 @@ def run_bench(threads: int = 1, batch: int = 8, size: int = 128, size3: int = 32
                    "fast_ms": statistics.median(fst),
                    "ratio": statistics.median(pairs), "aihwkit_ratio": statistics.median(apairs),
                    "ratio_best": min(best_f) / min(best_d), "pair_ratios": pairs,
-                   "digital_rounds_ms": dig, "aihwkit_rounds_ms": aih, "fast_rounds_ms": fst}
+                   "digital_rounds_ms": dig, "aihwkit_rounds_ms": aih, "fast_rounds_ms": fst,
+                   "digital_page_faults": statistics.median(flt[0]), "fast_page_faults": statistics.median(flt[1])}
             if drift_rep:
                 rep_a, rep_f = [], []
                 for _ in range(max(1, min(rounds, 3))):
@@ -223,17 +241,19 @@ def run_bench(threads: int = 1, batch: int = 8, size: int = 128, size3: int = 32
 
 def format_bench(res: dict) -> str:
     """A plain-text table of :func:`run_bench`'s result (+ layer kinds above 1.5x)."""
+    nan = float("nan")
     lines = [f"{res['threads']} thread(s), {res['rounds']} rounds x {res['repeats']} repeats (medians), "
              f"preset {res['preset']}, fast output pass: {res['output_pass']}",
              f"{'model':14s} {'input':>14s} {'digital ms':>10s} {'aihwkit ms':>10s} {'fast ms':>8s} "
              f"{'aihwkit/dig':>11s} {'fast/dig':>8s} {'best':>5s} {'evals/s aihwkit':>15s} {'evals/s fast':>12s} "
-             f"{'speedup':>7s}"]
+             f"{'speedup':>7s} {'faults dig/fast':>15s}"]
     for r in res["rows"]:
         ev = (f"{r['evals_per_s_aihwkit']:15.2f} {r['evals_per_s_fast']:12.2f} {r['evals_speedup']:7.2f}"
               if "evals_per_s_fast" in r else f"{'-':>15s} {'-':>12s} {'-':>7s}")
         lines.append(f"{r['model']:14s} {'x'.join(map(str, r['input'])):>14s} {r['digital_ms']:10.1f} "
                      f"{r['aihwkit_ms']:10.1f} {r['fast_ms']:8.1f} {r['aihwkit_ratio']:11.2f} {r['ratio']:8.2f} "
-                     f"{r.get('ratio_best', float('nan')):5.2f} {ev}")
+                     f"{r.get('ratio_best', float('nan')):5.2f} {ev} "
+                     f"{r.get('digital_page_faults', nan):>7.0f}/{r.get('fast_page_faults', nan):<7.0f}")
     for r in res["rows"]:
         slow = [k for k in r.get("layers", []) if k["ratio"] > 1.5]
         if slow:

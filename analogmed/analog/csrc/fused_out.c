@@ -2,12 +2,14 @@
  *
  * For every element e of the raw MVM output y (normalised units), channel c = (e / inner) % C:
  *   v   = y[e] + sigma * N(0,1)              output noise (counter-based generator below)
- *   v   = round(v / step) * step             ADC quantisation (half-even, as torch.round), if step > 0
+ *   v   = round(v * inv_step) * step         ADC quantisation (half-even, as torch.round), if step > 0;
+ *                                            inv_step = fl(1 / step): aihwkit divides, which differs only
+ *                                            within ~1 ulp of a rounding tie (~1e-5 of outputs)
  *   v   = clamp(v, -bound, bound)            ADC range
  *   out = (acc[e] +) v * scale[c] (+ bias[c])
- * Gaussian numbers: pair p = e / 2 takes two 24-bit uniforms from a stateless 32-bit hash of
- * (seed, 2p) and (seed, 2p + 1), then Box-Muller with Cephes-style float polynomials for log, sin and
- * cos (branch-free, so the compiler vectorises them). analogmed/analog/fast_kernel.py evaluates the
+ * Gaussian numbers: pair p = e / 2 takes two 16-bit uniforms from one stateless keyed 32-bit hash of
+ * (seed, p), then Box-Muller with float polynomials for log, sin and cos (branch-free, so the compiler
+ * vectorises them). analogmed/analog/fast_kernel.py evaluates the
  * same float operations in torch (the fallback); build with -ffp-contract=off so no FMA changes them.
  */
 #include <math.h>
@@ -30,24 +32,20 @@ static inline float round_even(float x) {
   return fsel((uint32_t)0 - (uint32_t)(fabsf(x) < 4194304.0f), r, x);
 }
 
-static inline float logf_poly(float x) { /* x in (0, 1] */
+static inline float logf_poly(float x) { /* x in (0, 1]; |error| < 2.5e-6 (enough for Box-Muller's radius) */
   uint32_t b = f2u(x);
   int32_t e = (int32_t)((b >> 23) & 0xffu) - 126;
   float m = u2f((b & 0x807fffffu) | 0x3f000000u);      /* mantissa in [0.5, 1) */
   uint32_t small = (uint32_t)0 - (uint32_t)(m < 0.707106781186547524f);
   e = e - (int32_t)(small & 1u);
-  m = fsel(small, (m + m) - 1.0f, m - 1.0f);
+  m = fsel(small, (m + m) - 1.0f, m - 1.0f);            /* log(x) = e ln2 + log(1 + m), m in [-0.293, 0.414] */
   float fe = (float)e;
   float z = m * m;
-  float y = 7.0376836292e-2f;
-  y = y * m + -1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m + -1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m + -1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m + -2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
+  float y = 1.2644615769e-01f;                          /* log(1+m) = m - m^2/2 + m^3 P(m), P of degree 4 */
+  y = y * m + -1.8256717920e-01f;                       /* (Chebyshev fit on the interval) */
+  y = y * m + 2.0221647620e-01f;
+  y = y * m + -2.4957883358e-01f;
+  y = y * m + 3.3330881596e-01f;
   y = y * m * z;
   y = y + fe * -2.12194440e-4f;
   y = y + -0.5f * z;
@@ -80,16 +78,17 @@ static inline void sincos2pi(float u, float* s_out, float* c_out) { /* angle 2*p
 #define BLOCK 512
 
 /* Fill g[0 .. 2*npairs) with the Gaussian numbers of pairs first_pair .. first_pair + npairs
- * (npairs <= BLOCK). Stage by stage over the block (hash, then log/sqrt, then sin/cos): each loop has a
- * short dependency chain, so the out-of-order core overlaps iterations (one fused loop was latency bound:
- * 1.74 vs 1.37 ns per number here); the float operations, hence the numbers, are the same. */
+ * (npairs <= BLOCK): one keyed 32-bit hash per pair, h = H(H(p ^ k1) + k2), gives two 16-bit uniforms
+ * (high and low half, centred in their bins; the radius reaches 4.9 sigma), then Box-Muller. Stage by
+ * stage over the block (hash, then log/sqrt, then sin/cos): each loop has a short dependency chain, so the
+ * out-of-order core overlaps iterations; the compiler vectorises every stage. */
 static void gauss_block(uint32_t k1, uint32_t k2, int64_t first_pair, int npairs, float* g) {
   float u1[BLOCK], u2[BLOCK];
-  uint32_t h[BLOCK];
-  for (int i = 0; i < npairs; ++i) h[i] = lowbias32((2u * (uint32_t)(first_pair + i)) ^ k1) + k2;
-  for (int i = 0; i < npairs; ++i) u1[i] = ((float)(int32_t)(lowbias32(h[i]) >> 8) + 0.5f) * 5.9604644775390625e-08f;
-  for (int i = 0; i < npairs; ++i) h[i] = lowbias32((2u * (uint32_t)(first_pair + i) + 1u) ^ k1) + k2;
-  for (int i = 0; i < npairs; ++i) u2[i] = ((float)(int32_t)(lowbias32(h[i]) >> 8) + 0.5f) * 5.9604644775390625e-08f;
+  for (int i = 0; i < npairs; ++i) {
+    uint32_t h = lowbias32(lowbias32((uint32_t)(first_pair + i) ^ k1) + k2);
+    u1[i] = ((float)(int32_t)(h >> 16) + 0.5f) * 1.52587890625e-05f;
+    u2[i] = ((float)(int32_t)(h & 0xffffu) + 0.5f) * 1.52587890625e-05f;
+  }
   for (int i = 0; i < npairs; ++i) u1[i] = sqrtf(-2.0f * logf_poly(u1[i]));
   for (int i = 0; i < npairs; ++i) {
     float s, co;
@@ -106,7 +105,8 @@ void analogmed_keys(uint64_t seed, uint32_t* k1, uint32_t* k2) {
 
 /* y, out: n floats (out may equal acc storage; add != 0 accumulates into out); scale, bias: C floats. */
 void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, int64_t C, const float* scale,
-                         const float* bias, int add, float sigma, float step, float bound, uint64_t seed) {
+                         const float* bias, int add, float sigma, float step, float inv_step, float bound,
+                         uint64_t seed) {
   uint32_t k1, k2;
   analogmed_keys(seed, &k1, &k2);
   float g[2 * BLOCK];
@@ -125,7 +125,7 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
         for (int64_t j = 0; j < len; ++j) {
           float v = yy[j];
           if (sigma > 0.0f) v = v + sigma * gp[j];
-          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          if (step > 0.0f) { v = v * inv_step; v = round_even(v); v = v * step; }
           v = v > bound ? bound : (v < -bound ? -bound : v);
           float o = v * sc[j];
           if (add) o = oo[j] + o;
@@ -146,7 +146,7 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
       if (sigma > 0.0f) {
         for (int64_t k = e; k < run_end; ++k) {
           float v = y[k] + sigma * gp[k - e];
-          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          if (step > 0.0f) { v = v * inv_step; v = round_even(v); v = v * step; }
           v = v > bound ? bound : (v < -bound ? -bound : v);
           float o = v * sc;
           if (add) o = out[k] + o;
@@ -156,7 +156,7 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
       } else {
         for (int64_t k = e; k < run_end; ++k) {
           float v = y[k];
-          if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
+          if (step > 0.0f) { v = v * inv_step; v = round_even(v); v = v * step; }
           v = v > bound ? bound : (v < -bound ? -bound : v);
           float o = v * sc;
           if (add) o = out[k] + o;
@@ -169,20 +169,29 @@ void analogmed_fused_out(const float* y, float* out, int64_t n, int64_t inner, i
   }
 }
 
-/* Input side of one tile (DAC), elementwise over the feature map (commutes with im2col; 0 stays 0):
- *   v = clamp(x, -r, r) / ir              static input range (if has_ir)
- *   v = round(v / step) * step            DAC quantisation (if step > 0; not for a perfect tile)
- *   v = clamp(v, -bound, bound)           DAC range (not for a perfect tile)
- * in aihwkit's order of float operations. out may equal x. */
+/* Input side of one tile (DAC), elementwise over the feature map (commutes with im2col; 0 stays 0).
+ * A perfect tile (no DAC): v = clamp(x, -r, r) / ir (if has_ir), aihwkit's operations exactly.
+ * Otherwise, with inv = fl(1 / (ir * step)) (ir = 1 without a static input range):
+ *   v = clamp(x, -r, r) * inv              input range and DAC step in one multiply (aihwkit divides
+ *   v = round(v) * step                    twice; the results differ only where x / (ir * step) lies
+ *   v = clamp(v, -bound, bound)            within ~2 float ulps of a rounding tie: ~1e-5 of inputs)
+ * out may equal x. */
 void analogmed_dac(const float* x, float* out, int64_t n, int has_ir, float r, float ir, int perfect, float step,
-                   float bound) {
+                   float inv, float bound) {
+  if (perfect) {
+    for (int64_t k = 0; k < n; ++k) {
+      float v = x[k];
+      if (has_ir) { v = v > r ? r : (v < -r ? -r : v); v = v / ir; }
+      out[k] = v;
+    }
+    return;
+  }
   for (int64_t k = 0; k < n; ++k) {
     float v = x[k];
-    if (has_ir) { v = v > r ? r : (v < -r ? -r : v); v = v / ir; }
-    if (!perfect) {
-      if (step > 0.0f) { v = v / step; v = round_even(v); v = v * step; }
-      v = v > bound ? bound : (v < -bound ? -bound : v);
-    }
+    if (has_ir) v = v > r ? r : (v < -r ? -r : v);
+    if (step > 0.0f) { v = v * inv; v = round_even(v); v = v * step; }
+    else if (has_ir) v = v / ir;
+    v = v > bound ? bound : (v < -bound ? -bound : v);
     out[k] = v;
   }
 }
