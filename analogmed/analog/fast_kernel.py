@@ -31,6 +31,7 @@ import ctypes
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -237,7 +238,7 @@ def fused_out_torch(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tens
 
 def recip(x: float) -> float:
     """``fl32(1 / x)``: the float32 reciprocal the DAC/ADC multiply by (computed in double, rounded once)."""
-    return float(torch.tensor(1.0 / x, dtype=torch.float32))
+    return struct.unpack("f", struct.pack("f", 1.0 / x))[0]
 
 
 def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float) -> torch.Tensor:
