@@ -10,7 +10,7 @@ Usage (from the repository root, 1 CPU thread)::
 (search-space candidates ``sample_architecture(seed=1000..1000+n-1)``). ``--variants``: names of
 :data:`VARIANTS` (overrides of the preset's ``[training]`` table; ``budget``, ``budget-last``: noise-free
 controls) or ``budget+<variant>`` (that variant's HWA fine-tuning the ``budget`` control's checkpoint, i.e.
-the plain network trained on noise-free for the recipe's epochs). ``--baseline budget`` compares with that
+the plain network trained on noise-free for 40 more epochs). ``--baseline budget`` compares with that
 converged network (plain_* columns, drop, reduction) instead of the plain one. One CSV row per (network,
 variant, baseline) is appended as soon as it is done (columns aligned by name); rows already in the CSV are
 skipped (resumable). Digital, budget and HWA checkpoints are cached under ``--cache``.
@@ -27,11 +27,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+#: pcm's [training] schedule until 2026-11-26 (40 epochs, analog selection by 3 instances every epochs / 4):
+#: pinned in the variants measured with it, so they (and their cached checkpoints' keys) keep their meaning
+_PRE26 = {"epochs": 40, "select_instances": 3, "select_every": 0}
+
+#: the 3D knobs at their values before the 3D work (the old "recipe"), with that schedule
+_R13 = {**_PRE26, "noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data",
+        "range_headroom": 0.0}
+
 #: lever name -> overrides of the inference preset's [training] table ("recipe" = the preset's own)
 VARIANTS: dict[str, dict] = {
     "recipe": {},
     # the recipe before issue #13 (pcm.toml [training] until then)
-    "old": {"noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data", "range_headroom": 0.0,
+    "old": {**_R13,
             "weight_noise_type": "add_normal", "weight_noise": 0.06, "clip_type": "fixed_value",
             "clip_fixed_value": 1.0, "remap": "channelwise", "learn_input_range": True, "input_range_init": 3.0,
             "input_range_init_from_data": 10, "input_range_init_std_alpha": 3.0, "input_range_decay": 0.001,
@@ -39,10 +47,6 @@ VARIANTS: dict[str, dict] = {
             "optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_epochs": 0,
             "batchnorm": "train", "select": "training"},
 }
-
-
-#: the 3D knobs at their values before the 3D work (the old "recipe")
-_R13 = {"noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data", "range_headroom": 0.0}
 
 
 def _old(**kw) -> dict:
@@ -98,8 +102,7 @@ VARIANTS.update({
     # of the plain one: HWA on a longer-trained network
     # 3D (docs/hwa.md "3D"). "recipe" is pcm's [training] table as it is now; the CSV rows named "recipe" in
     # docs/hwa-data/networks*.csv before the 3D work are "recipe13" (the knobs below at their old values)
-    "recipe13": {"noise_time_min_s": 0.0, "noise_compensation": "weights", "range_init": "data",
-                 "range_headroom": 0.0},
+    "recipe13": dict(_R13),
     # the training instances' drift compensation after the ADC as at inference ("output"), and/or one drift
     # time per training step drawn log-uniformly in [1 s, noise_time_s]
     "adcout": {**_R13, "noise_compensation": "output"},
@@ -109,7 +112,7 @@ VARIANTS.update({
     "adcout-tlog-hr": {**_R13, "noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference"},
     # ... the same on pcm itself: the start ranges widened by the training table's range_headroom (= the
     # current pcm recipe)
-    "adcout-tlog-rh": {"noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference",
+    "adcout-tlog-rh": {**_PRE26, "noise_compensation": "output", "noise_time_min_s": 1.0, "range_init": "inference",
                        "range_headroom": 1.0},
     # ... + analog selection on the mean of 1 s and 1 d (3 instances each) / of 1 s, 1 d and 30 d
     "adcout-tlog-sel2": {**_R13, "noise_compensation": "output", "noise_time_min_s": 1.0,
@@ -122,13 +125,14 @@ VARIANTS.update({
     "noise1d": {**_R13, "noise_time_s": 86_400.0},
     "sel6": {**_R13, "select_instances": 6, "select_every": 5},
     "ep80-sel6": {**_R13, "epochs": 80, "select_instances": 6, "select_every": 10},
-    # the same on the current pcm recipe (the 3D knobs on): is the longer schedule still worth it?
+    # the same on the pcm recipe with the 3D knobs on (since 2026-11-26 that recipe's own schedule: = "recipe")
     "now-ep80-sel6": {"epochs": 80, "select_instances": 6, "select_every": 10},
     # clip each layer's weights at clip_sigma * std after every step (aihwkit LAYER_GAUSSIAN, no cap), remap
     # channel-wise as before: fewer outlier weights set each column's conductance scale at inference
     "clip2.5": {**_R13, "clip_type": "layer_gaussian", "clip_sigma": 2.5, "clip_fixed_value": -1.0},
     "clip2.0": {**_R13, "clip_type": "layer_gaussian", "clip_sigma": 2.0, "clip_fixed_value": -1.0},
-    # (the noise knobs do not act on noise-free training; at their #13 values the cached checkpoints' keys hold)
+    # (the noise knobs do not act on noise-free training; at their #13 values the cached checkpoints' keys hold;
+    # 40 noise-free epochs whatever the preset's schedule: "budget" is the plain 40 + 40 converged network)
     "budget": {**_R13},
     "budget-last": {**_R13, "select": "last"},
     # budget control of the 80-epoch HWA variants: the plain checkpoint continued noise-free for 80 epochs

@@ -37,3 +37,16 @@ def test_keys_ignore_new_knobs_at_their_old_values():
                                                                            "select_times_s": []}])
     assert bench._key(["k", "budget+", old]) != bench._key(["k", "budget+", {**old, "noise_time_min_s": 1.0}])
     assert bench._key(["k", "budget+", old]) != bench._key(["k", True, old])
+
+
+def test_measured_variants_keep_their_schedule_when_the_default_changes():
+    """The budget control (plain 40 + 40 noise-free epochs) and the #13-era variants pin the 40-epoch,
+    3-instance schedule they were measured with; "now-ep80-sel6" is pcm's own recipe since 2026-11-26."""
+    from analogmed.analog.presets import load_preset
+
+    for v in ("budget", "budget-last", "recipe13", "adcout-tlog", "adcout-tlog-rh", "old-lr3e-4"):
+        over = bench.resolve_variant(v)[1]
+        assert over["select_instances"] == 3 and over["select_every"] == 0 and over["epochs"] in (20, 40), v
+    assert bench.resolve_variant("budget")[1]["epochs"] == 40
+    training = load_preset("pcm").spec.training.model_dump()
+    assert {**training, **bench.VARIANTS["now-ep80-sel6"]} == training
