@@ -16,8 +16,8 @@ def test_dac_on_a_permuted_view_equals_dac_on_its_copy(monkeypatch):
     x = torch.randn(2, 7, 5, 6, generator=g) * 2
     ir = torch.tensor(1.7)
     view = x.movedim(1, -1)
-    assert fk._dense(view) and not view.is_contiguous()
-    assert not fk._dense(x[..., :3]) and not fk._dense(x[:, :, :1])
+    assert fk.is_dense(view) and not view.is_contiguous()
+    assert not fk.is_dense(x[..., :3]) and not fk.is_dense(x[:, :, :1])
     got = fk.dac(view, ir, False, 2 / 254, 1.0)
     assert got.stride() == view.stride()
     want = fk.dac(view.contiguous(), ir, False, 2 / 254, 1.0)

@@ -48,7 +48,7 @@ from aihwkit.simulator.tiles.array import TileModuleArray
 from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
 from torch import Tensor, nn
 
-from analogmed.analog.fast_kernel import dac, fused_out, untap
+from analogmed.analog.fast_kernel import TileKernel, dac, fused_out, is_dense, untap
 from analogmed.analog.layers import _AnalogConvTransposeNd
 
 ENGINES = ("fast", "aihwkit")
@@ -109,6 +109,7 @@ class _InTile:
     ir_value: float | None  # float(input_range)
     weight: Tensor          # conv: [C_out, c1 - c0, *k]; linear / transposed: [out_features, hi - lo]
     scale: Tensor           # [out_features] = input_range * mapping_scale * alpha per output column
+    kernel: TileKernel | None = None  # the C kernel's DAC / output pass with this tile's constants (None: general path)
 
 
 @dataclass
@@ -237,6 +238,11 @@ def _fold(layer, check: bool = True) -> _Folded | str:
         lo = hi
     if kind == "convT" and out.bias is not None and _non_overlapping(layer):
         out.bias_rows = out.bias.repeat_interleave(math.prod(layer.kernel_size)).contiguous()
+    last_bias = out.bias_rows if kind == "convT" else out.bias
+    for i, t in enumerate(out.tiles):
+        t.kernel = TileKernel.make(t.ir_value, out.perfect, out.inp_step, out.inp_bound, t.scale,
+                                   last_bias if i == len(out.tiles) - 1 else None, out.sigma, out.out_step,
+                                   out.out_bound)
     return out
 
 
@@ -251,17 +257,21 @@ def _non_overlapping(layer) -> bool:
 _SCRATCH = threading.local()
 
 
-def _scratch(x: Tensor) -> Tensor | None:
-    """This thread's reusable buffer viewed as ``x``'s shape (grown to the largest ``x`` seen), or None
-    with autograd on or off the CPU. The DAC output of a tile is read once, by that tile's MVM, before the
-    next DAC runs, so one buffer serves every layer; a fresh multi-MB tensor per call costs page faults (a
-    4 MB map here: ~3 ns per element against 0.4 ns for the DAC itself). :meth:`FastEngine.remove` frees it."""
-    if torch.is_grad_enabled() or x.device.type != "cpu":
+def _scratch(x: Tensor, like: bool = False) -> Tensor | None:
+    """This thread's reusable buffer shaped as ``x`` (grown to the largest ``x`` seen), or None with
+    autograd on or off the CPU; ``like=True``: with ``x``'s strides (``x`` dense, see
+    :func:`~analogmed.analog.fast_kernel.is_dense`), else contiguous. The DAC output of a tile is read
+    once, by that tile's MVM, before the next DAC runs, so one buffer serves every layer; a fresh multi-MB
+    tensor per call costs page faults (a 4 MB map here: ~3 ns per element against 0.4 ns for the DAC
+    itself). :meth:`FastEngine.remove` frees it."""
+    if torch.is_grad_enabled() or not x.is_cpu:
         return None
     buf = getattr(_SCRATCH, "buf", None)
     n = x.numel()
     if buf is None or buf.numel() < n or buf.dtype != x.dtype:
         buf = _SCRATCH.buf = torch.empty(n, dtype=x.dtype)
+    if like:
+        return buf.as_strided(x.shape, x.stride())  # ~2 us; buf[:n].view(shape) takes ~5 us
     return buf[:n].view(x.shape)
 
 
@@ -272,13 +282,43 @@ def _dac(x: Tensor, t: _InTile, fo: _Folded) -> Tensor:
         c = _CLIP.setdefault(fo.name + ":dac", [0, 0])
         c[0] += int((x.abs() >= t.ir_value).sum())
         c[1] += x.numel()
+    if t.kernel is not None and x.is_cpu and x.dtype is torch.float32 and (x.is_contiguous() or is_dense(x)):
+        out = _scratch(x, like=True)  # a dense view (e.g. ChannelLinear's movedim) runs in memory order
+        if out is not None:
+            return t.kernel.dac(x, out)
     return dac(x, t.input_range, fo.perfect, fo.inp_step, fo.inp_bound, t.ir_value, out=_scratch(x))
 
 
+#: per-thread seed stream of the forward in progress (see :func:`_seed`)
+_SEEDS = threading.local()
+_M64 = (1 << 64) - 1
+
+
+def _forward_start(module, args) -> None:
+    """Forward pre-hook on the model: a new seed stream for this forward (its base seed is drawn by the
+    first tile that needs one, so a forward without noisy fast tiles draws nothing)."""
+    _SEEDS.active, _SEEDS.base, _SEEDS.count = True, None, 0
+
+
+def _forward_done(module, args, output) -> None:
+    _SEEDS.active = False
+
+
 def _seed() -> int:
-    """A 63-bit seed for the output noise of one tile MVM, drawn from torch's global generator
-    (so ``torch.manual_seed`` makes the whole forward reproducible)."""
-    return int(torch.randint(0, 2 ** 62, (1,)).item())
+    """A 64-bit seed for the output noise of one tile MVM. Inside a model forward: one base seed per
+    forward from torch's global generator, and the tile's position in the forward, mixed by SplitMix64's
+    finaliser (a few integer operations, where a ``torch.randint`` per tile costs ~3 us plus its share of
+    cache misses); a layer called on its own draws its seed from torch's generator. Either way
+    ``torch.manual_seed`` makes a forward reproducible and every tile MVM gets its own stream."""
+    if not getattr(_SEEDS, "active", False):
+        return int(torch.randint(0, 2 ** 62, (1,)).item())
+    if _SEEDS.base is None:
+        _SEEDS.base = int(torch.randint(0, 2 ** 62, (1,)).item())
+    _SEEDS.count = c = _SEEDS.count + 1
+    z = (_SEEDS.base + c * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
 
 
 def _finish(y: Tensor, acc: Tensor | None, t: _InTile, bias: Tensor | None, inner: int, fo: _Folded) -> Tensor:
@@ -296,6 +336,9 @@ def _finish(y: Tensor, acc: Tensor | None, t: _InTile, bias: Tensor | None, inne
         c[0] += int((y.abs() >= fo.out_bound).sum())
         c[1] += y.numel()
     seed = _seed() if fo.sigma > 0 else 0
+    if t.kernel is not None and y.is_cpu and y.dtype is torch.float32 and y.is_contiguous() and (
+            acc is None or acc.is_contiguous()) and (bias is None) == (t.kernel.bias is None):
+        return t.kernel.out(y, y if acc is None else acc, inner, acc is not None, seed)
     return fused_out(y, acc, t.scale, bias, inner, fo.sigma, fo.out_step, fo.out_bound, seed, inplace=True)
 
 
@@ -310,7 +353,7 @@ def _conv_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
     acc = None
     last = len(fo.tiles) - 1
     for i, t in enumerate(fo.tiles):
-        xq = _dac(x[:, t.c0:t.c1], t, fo)
+        xq = _dac(x if last == 0 else x[:, t.c0:t.c1], t, fo)
         y = conv(xq, t.weight, None, layer.stride, layer.padding, layer.dilation)
         inner = math.prod(y.shape[2:])
         acc = _finish(y.contiguous(), acc, t, fo.bias if i == last else None, inner, fo)
@@ -321,7 +364,7 @@ def _linear_forward(fo: _Folded, x: Tensor) -> Tensor:
     acc = None
     last = len(fo.tiles) - 1
     for i, t in enumerate(fo.tiles):
-        xq = _dac(x[..., t.lo:t.hi], t, fo)
+        xq = _dac(x if last == 0 else x[..., t.lo:t.hi], t, fo)
         y = F.linear(xq, t.weight)
         acc = _finish(y.contiguous(), acc, t, fo.bias if i == last else None, 1, fo)
     return acc
@@ -356,7 +399,7 @@ def _convT_forward(layer, fo: _Folded, x: Tensor) -> Tensor:
     inner = flat.shape[2]
     last = len(fo.tiles) - 1
     for i, t in enumerate(fo.tiles):
-        xq = _dac(flat[:, t.lo:t.hi], t, fo)
+        xq = _dac(flat if last == 0 else flat[:, t.lo:t.hi], t, fo)
         y = torch.matmul(t.weight, xq)                        # [B, C_out * prod(k), L]
         acc = _finish(y.contiguous(), acc, t, fo.bias_rows if i == last else None, inner, fo)
     cols = acc.view(b, layer.out_channels, *layer.kernel_size, *s_in)
@@ -388,6 +431,8 @@ class FastEngine:
         self._checked: set[str] = set()  # layers whose settings passed the check (tile settings are fixed)
         self._layers: list[tuple[str, nn.Module]] = [
             (n, m) for n, m in amodel.named_modules() if isinstance(m, AnalogLayerBase) and hasattr(m, "analog_module")]
+        self._hooks = [amodel.register_forward_pre_hook(_forward_start),
+                       amodel.register_forward_hook(_forward_done, always_call=True)]
         self.refresh()
 
     @torch.no_grad()
@@ -409,6 +454,10 @@ class FastEngine:
         for _, layer in self._layers:
             layer.__dict__.pop("forward", None)
         _SCRATCH.__dict__.pop("buf", None)  # this thread's DAC scratch
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        _SEEDS.active = False
 
 
 @contextlib.contextmanager

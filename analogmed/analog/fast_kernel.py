@@ -10,10 +10,11 @@ One call finishes the raw MVM output ``y`` of one input tile (normalised units) 
     v = clamp(v, -bound, bound)             ADC range (``out_bound``)
     out = acc + v * scale[c] (+ bias[c])    digital scales, partial sums of split tiles, digital bias
 
-The Gaussian numbers come from a stateless counter-based generator (one keyed 32-bit integer hash of
-``(seed, pair)``, two 16-bit uniforms per pair of elements, Box-Muller with float polynomials for log,
-sin and cos), so the same seed gives identical outputs. The C kernel and the torch fallback evaluate
-the *same* float operations, so they give identical outputs too (tested).
+The Gaussian numbers come from a stateless counter-based generator: one keyed 32-bit integer hash of
+``(seed, pair)`` per pair of elements, whose two 16-bit halves index a table of 65536 equiprobable
+standard-normal quantiles (:func:`normal_table`), so the same seed gives identical outputs. The C kernel
+and the torch fallback hash alike, read the same table and evaluate the same float operations, so
+they give identical outputs too (tested).
 
 Build: ``csrc/fused_out.c`` is compiled at first use with the system C compiler (``$CC`` or ``cc``,
 ``-O3 -march=native -ffp-contract=off``) into a shared library cached under
@@ -98,7 +99,7 @@ def _build() -> ctypes.CDLL:
     f.restype = None
     f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_float,
-                  ctypes.c_float, ctypes.c_float, ctypes.c_uint64]
+                  ctypes.c_float, ctypes.c_float, ctypes.c_uint64, ctypes.c_void_p]
     u = dll.analogmed_untap
     u.restype = None
     u.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 7
@@ -156,58 +157,35 @@ def _keys(seed: int) -> tuple[int, int]:
     return _h((seed & _M32) ^ 0x9E3779B9), _h(((seed >> 32) + 0x85EBCA6B) & _M32)
 
 
-def _f(v: float) -> torch.Tensor:
-    return torch.tensor(v, dtype=torch.float32)
+#: 16-bit indices: the generator draws from 2**16 equiprobable normal quantiles
+TABLE_BITS = 16
+_TABLES: dict = {}
 
 
-def _log_poly(x: torch.Tensor) -> torch.Tensor:
-    b = x.view(torch.int32)
-    e = ((b >> 23) & 0xFF) - 126
-    m = ((b & 0x807FFFFF) | 0x3F000000).view(torch.float32)
-    small = m < _f(0.707106781186547524)
-    e = torch.where(small, e - 1, e)
-    m = torch.where(small, (m + m) - 1.0, m - 1.0)
-    fe = e.to(torch.float32)
-    z = m * m
-    y = torch.full_like(m, 1.2644615769e-01)  # log(1+m) = m - m^2/2 + m^3 P(m), P of degree 4
-    for c in (-1.8256717920e-01, 2.0221647620e-01, -2.4957883358e-01, 3.3330881596e-01):
-        y = y * m + _f(c)
-    y = y * m * z
-    y = y + fe * _f(-2.12194440e-4)
-    y = y + _f(-0.5) * z
-    return (m + y) + fe * _f(0.693359375)
-
-
-def _sincos2pi(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    j = torch.round(u * 4.0)
-    r = (u - j * 0.25) * _f(6.28318530717958647692)
-    z = r * r
-    s = torch.full_like(r, -1.9515295891e-4)
-    s = s * z + _f(8.3321608736e-3)
-    s = s * z + _f(-1.6666654611e-1)
-    s = s * z * r + r
-    c = torch.full_like(r, 2.443315711809948e-5)
-    c = c * z + _f(-1.388731625493765e-3)
-    c = c * z + _f(4.166664568298827e-2)
-    c = c * z * z - _f(0.5) * z + 1.0
-    q = j.to(torch.int64) & 3
-    sn = torch.where(q == 0, s, torch.where(q == 1, c, torch.where(q == 2, -s, -c)))
-    cs = torch.where(q == 0, c, torch.where(q == 1, -s, torch.where(q == 2, -c, s)))
-    return sn, cs
+def normal_table(device=None) -> torch.Tensor:
+    """The generator's table, float32 ``[65536]``: the standard-normal quantiles at the bin centres
+    ``(i + 0.5) / 65536`` (float64 ``ndtri``), rescaled so the table's mean square is exactly 1 (the
+    bin-centre quantiles alone have variance 0.99987). Odd-symmetric (``t[65535 - i] == -t[i]``);
+    largest |value| 4.33 (a normal draw beyond that has probability 1.5e-5). Built once per device."""
+    key = str(device or "cpu")
+    t = _TABLES.get(key)
+    if t is None:
+        n = 1 << TABLE_BITS
+        q = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n)
+        q = (q - q.flip(0)) / 2                  # exactly odd-symmetric
+        t = _TABLES[key] = (q / q.square().mean().sqrt()).to(torch.float32).to(device or "cpu")
+    return t
 
 
 def gaussian(n: int, seed: int, device=None) -> torch.Tensor:
-    """The first ``n`` standard normal float32 numbers of the generator for ``seed`` (torch ops)."""
+    """The first ``n`` standard normal float32 numbers of the generator for ``seed`` (torch ops):
+    pair ``p`` hashes ``(seed, p)`` to 32 bits, whose high and low 16 bits index :func:`normal_table`."""
     k1, k2 = _keys(int(seed))
     pairs = (n + 1) // 2
     c = torch.arange(pairs, dtype=torch.int64, device=device) & _M32
     h = _hash32((_hash32(c ^ k1) + k2) & _M32)
-    scale = _f(1.52587890625e-05).to(c.device)
-    u1 = ((h >> 16).to(torch.float32) + 0.5) * scale
-    u2 = ((h & 0xFFFF).to(torch.float32) + 0.5) * scale
-    rad = torch.sqrt(_f(-2.0).to(c.device) * _log_poly(u1))
-    s, co = _sincos2pi(u2)
-    return torch.stack((rad * co, rad * s), dim=1).reshape(-1)[:n]
+    idx = torch.stack((h >> 16, h & 0xFFFF), dim=1).reshape(-1)[:n]
+    return normal_table(c.device)[idx]
 
 
 def fused_out_torch(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bias: torch.Tensor | None,
@@ -258,7 +236,7 @@ def dac_torch(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: flo
     return torch.clamp(x, min=-bound, max=bound)
 
 
-def _dense(x: torch.Tensor) -> bool:
+def is_dense(x: torch.Tensor) -> bool:
     """True when ``x`` covers exactly ``x.numel()`` consecutive elements of memory (a permutation of a
     contiguous layout: no gaps, no overlaps), so an elementwise kernel can run on its memory directly."""
     if x.is_contiguous():
@@ -286,10 +264,10 @@ def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bo
     fits = out is not None and out.is_contiguous() and out.shape == x.shape and out.dtype == x.dtype
     if fits and x.is_contiguous():
         src = x
-    elif fits and not _dense(x):     # a view with gaps (a split tile's slice): gather it into out, then in place
+    elif fits and not is_dense(x):     # a view with gaps (a split tile's slice): gather it into out, then in place
         src = out.copy_(x)
     else:
-        src = x if _dense(x) else x.contiguous()
+        src = x if is_dense(x) else x.contiguous()
         out = torch.empty_like(src)
     v = 1.0 if ir is None else float(ir.item()) if ir_value is None else ir_value
     inv = recip(v * step) if step > 0 else 0.0
@@ -317,7 +295,8 @@ def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bi
     bs = None if bias is None else bias.detach().to(torch.float32).contiguous()
     lib.analogmed_fused_out(y.data_ptr(), out.data_ptr(), y.numel(), int(inner), sc.numel(), sc.data_ptr(),
                             None if bs is None else bs.data_ptr(), int(acc is not None), float(sigma),
-                            float(step), recip(step) if step > 0 else 0.0, float(bound), int(seed) & ((1 << 64) - 1))
+                            float(step), recip(step) if step > 0 else 0.0, float(bound), int(seed) & ((1 << 64) - 1),
+                            normal_table().data_ptr())
     return out
 
 
@@ -338,3 +317,52 @@ def untap(cols: torch.Tensor, kernel: tuple[int, ...], s_in: tuple[int, ...]) ->
     out = torch.empty(shape, dtype=cols.dtype, device=cols.device)
     lib.analogmed_untap(cols.data_ptr(), out.data_ptr(), b * c, *k, *s)
     return out
+
+
+
+class TileKernel:
+    """The C kernel's DAC and output pass for one input tile, with the tile's constants converted once
+    (at fold time), so a call costs about the ctypes call itself (~2 us, against ~10 us through
+    :func:`dac` / :func:`fused_out`, which check and convert their arguments on every call). Only for
+    contiguous CPU float32 tensors; :meth:`make` returns None where the kernel does not apply (no kernel,
+    a perfect tile, another dtype or device) and the caller uses the general functions (same numbers).
+    ``scale`` / ``bias`` (float32 ``[C]``) stay referenced here: the kernel reads their memory."""
+
+    __slots__ = ("lib", "scale", "bias", "dac_args", "out_args")
+
+    @classmethod
+    def make(cls, ir_value: float | None, perfect: bool, inp_step: float, inp_bound: float, scale: torch.Tensor,
+             bias: torch.Tensor | None, sigma: float, out_step: float, out_bound: float) -> TileKernel | None:
+        """``ir_value``: the tile's static input range (None: none); ``inp_step`` / ``out_step``: DAC / ADC
+        steps (0: off); ``inp_bound`` / ``out_bound``: clamp bounds; ``sigma``: output noise std (normalised
+        units); ``scale`` / ``bias``: per output column (``bias`` None: no digital bias in this tile)."""
+        lib = load_kernel()
+        f32 = torch.float32
+        ok = scale.device.type == "cpu" and scale.dtype == f32 and (
+            bias is None or (bias.device.type == "cpu" and bias.dtype == f32))
+        if lib is None or not ok or perfect:
+            return None
+        self = cls()
+        self.lib = lib
+        self.scale = scale.detach().contiguous()
+        self.bias = None if bias is None else bias.detach().contiguous()
+        v = 1.0 if ir_value is None else float(ir_value)
+        self.dac_args = (int(ir_value is not None), abs(v), v, 0, float(inp_step),
+                         recip(v * inp_step) if inp_step > 0 else 0.0, float(inp_bound))
+        self.out_args = (self.scale.numel(), self.scale.data_ptr(), None if self.bias is None else self.bias.data_ptr(),
+                         float(sigma), float(out_step), recip(out_step) if out_step > 0 else 0.0, float(out_bound),
+                         normal_table().data_ptr())
+        return self
+
+    def dac(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """:func:`dac` of contiguous ``x`` into contiguous ``out`` (same numel; may be ``x``)."""
+        self.lib.analogmed_dac(x.data_ptr(), out.data_ptr(), x.numel(), *self.dac_args)
+        return out
+
+    def out(self, y: torch.Tensor, out: torch.Tensor, inner: int, add: bool, seed: int) -> torch.Tensor:
+        """:func:`fused_out` of contiguous ``y`` into contiguous ``out`` (``y`` itself, or the accumulator
+        with ``add``); ``inner``: elements per channel run (1: channel-last)."""
+        c, sp, bp, sigma, step, inv, bound, tab = self.out_args
+        self.lib.analogmed_fused_out(y.data_ptr(), out.data_ptr(), y.numel(), inner, c, sp, bp, int(add), sigma,
+                                     step, inv, bound, seed & 0xFFFFFFFFFFFFFFFF, tab)
+        return out
