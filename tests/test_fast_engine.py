@@ -151,6 +151,11 @@ def test_fused_pass_definition_and_generator():
                 a = fk.fused_out(y, None if ac is None else ac.clone(), scale, bias, inner, sigma, step, bound, 9)
                 b = fk.fused_out_torch(y, None if ac is None else ac.clone(), scale, bias, inner, sigma, step, bound, 9)
                 assert torch.equal(a, b)
+    wide = torch.randn(5, 300) * 4  # channel-last with C > 256: per-row segments instead of a repeated scale
+    ws, wb = torch.rand(300) + 0.5, torch.randn(300)
+    for sigma in (0.0, 0.04):
+        assert torch.equal(fk.fused_out(wide, None, ws, wb, 1, sigma, step, bound, 9),
+                           fk.fused_out_torch(wide, None, ws, wb, 1, sigma, step, bound, 9))
     x = torch.randn(4, 300) * 3
     ir = torch.tensor([2.5])
     for perfect in (False, True):
