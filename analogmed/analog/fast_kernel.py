@@ -319,12 +319,11 @@ def untap(cols: torch.Tensor, kernel: tuple[int, ...], s_in: tuple[int, ...]) ->
     return out
 
 
-
 class TileKernel:
     """The C kernel's DAC and output pass for one input tile, with the tile's constants converted once
     (at fold time), so a call costs about the ctypes call itself (~2 us, against ~10 us through
     :func:`dac` / :func:`fused_out`, which check and convert their arguments on every call). Only for
-    contiguous CPU float32 tensors; :meth:`make` returns None where the kernel does not apply (no kernel,
+    dense CPU float32 tensors; :meth:`make` returns None where the kernel does not apply (no kernel,
     a perfect tile, another dtype or device) and the caller uses the general functions (same numbers).
     ``scale`` / ``bias`` (float32 ``[C]``) stay referenced here: the kernel reads their memory."""
 
@@ -355,7 +354,8 @@ class TileKernel:
         return self
 
     def dac(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """:func:`dac` of contiguous ``x`` into contiguous ``out`` (same numel; may be ``x``)."""
+        """:func:`dac` of ``x`` into ``out``: both contiguous, or both dense with the same strides (the
+        kernel runs in memory order); ``out`` may be ``x``."""
         self.lib.analogmed_dac(x.data_ptr(), out.data_ptr(), x.numel(), *self.dac_args)
         return out
 
