@@ -375,3 +375,27 @@ def test_flat_noise_drift_study_agrees_with_aihwkit_program_drift(tiny, monkeypa
         se = math.sqrt(f.var(ddof=1) / len(f) + a.var(ddof=1) / len(a))
         assert abs(f.mean() - a.mean()) < 3 * se, (t, f.mean(), a.mean(), se)
         assert 1 / 1.4 < f.std(ddof=1) / a.std(ddof=1) < 1.4, t
+
+
+def test_device_check_script_passes_on_cpu(tmp_path):
+    """scripts/engine_device_check.py (the one command for the CUDA item when a GPU is lent) runs the plain-torch
+    path's checks on any device; on the CPU every check passes, and a missing CUDA device is one clear line."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "engine_device_check.py"
+    out = tmp_path / "check.json"
+    res = subprocess.run([sys.executable, str(script), "--device", "cpu", "--no-timing", "--reads", "40",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = json.loads(out.read_text())
+    assert [r["layer"] for r in got["noise_off"]] == ["linear", "conv1d", "conv2d", "conv2d-dilated", "conv3d",
+                                                      "convT2d-k2s2", "convT2d-k3s2", "convT3d"]
+    assert all(r["ok"] and r["tiles"] > 1 for r in got["noise_off"])
+    assert got["noise_on"]["std_ratio"] == pytest.approx(1.0, abs=0.03)
+    if not torch.cuda.is_available():
+        res = subprocess.run([sys.executable, str(script), "--device", "cuda"], capture_output=True, text=True,
+                             timeout=300)
+        assert res.returncode == 2 and res.stderr.strip().startswith("error: --device cuda")
