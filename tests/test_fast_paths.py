@@ -160,8 +160,8 @@ def test_normal_table_is_symmetric_unit_variance_quantiles():
 
 class _Mixed(nn.Module):
     """Every lean-path shape at once: a channel-last Linear on a ``movedim`` view (split in rows), a 3D conv,
-    a split-tile 2D conv, a transposed conv with its bias in the output pass, and two identical Linears on
-    the same input (their noise must differ)."""
+    a split-tile 2D conv, a transposed conv with its bias in the output pass, and one Linear called twice on
+    the same input in one forward (its two outputs differ only by their output noise)."""
 
     def __init__(self):
         super().__init__()
