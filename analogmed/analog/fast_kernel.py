@@ -250,6 +250,18 @@ def is_dense(x: torch.Tensor) -> bool:
     return True
 
 
+def _dac_args(ir_value: float | None, perfect: bool, step: float, bound: float) -> tuple:
+    """The C DAC's arguments after ``(x, out, n)``: has_ir, |ir|, ir, perfect, step, fl(1 / (ir * step)), bound."""
+    v = 1.0 if ir_value is None else float(ir_value)
+    return (int(ir_value is not None), abs(v), v, int(perfect), float(step), recip(v * step) if step > 0 else 0.0,
+            float(bound))
+
+
+def _out_args(sigma: float, step: float, bound: float) -> tuple:
+    """The C output pass's noise / ADC arguments: sigma, step, fl(1 / step), bound."""
+    return float(sigma), float(step), recip(step) if step > 0 else 0.0, float(bound)
+
+
 def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bound: float,
         ir_value: float | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """The input (DAC) side of one tile: the C kernel for CPU float32 tensors, else :func:`dac_torch`.
@@ -269,10 +281,8 @@ def dac(x: torch.Tensor, ir: torch.Tensor | None, perfect: bool, step: float, bo
     else:
         src = x if is_dense(x) else x.contiguous()
         out = torch.empty_like(src)
-    v = 1.0 if ir is None else float(ir.item()) if ir_value is None else ir_value
-    inv = recip(v * step) if step > 0 else 0.0
-    lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), int(ir is not None), abs(v), v, int(perfect),
-                      float(step), inv, float(bound))
+    v = None if ir is None else float(ir.item()) if ir_value is None else ir_value
+    lib.analogmed_dac(src.data_ptr(), out.data_ptr(), src.numel(), *_dac_args(v, perfect, step, bound))
     return out
 
 
@@ -294,9 +304,8 @@ def fused_out(y: torch.Tensor, acc: torch.Tensor | None, scale: torch.Tensor, bi
     sc = scale.detach().to(torch.float32).contiguous()
     bs = None if bias is None else bias.detach().to(torch.float32).contiguous()
     lib.analogmed_fused_out(y.data_ptr(), out.data_ptr(), y.numel(), int(inner), sc.numel(), sc.data_ptr(),
-                            None if bs is None else bs.data_ptr(), int(acc is not None), float(sigma),
-                            float(step), recip(step) if step > 0 else 0.0, float(bound), int(seed) & ((1 << 64) - 1),
-                            normal_table().data_ptr())
+                            None if bs is None else bs.data_ptr(), int(acc is not None), *_out_args(sigma, step, bound),
+                            int(seed) & ((1 << 64) - 1), normal_table().data_ptr())
     return out
 
 
@@ -345,12 +354,9 @@ class TileKernel:
         self.lib = lib
         self.scale = scale.detach().contiguous()
         self.bias = None if bias is None else bias.detach().contiguous()
-        v = 1.0 if ir_value is None else float(ir_value)
-        self.dac_args = (int(ir_value is not None), abs(v), v, 0, float(inp_step),
-                         recip(v * inp_step) if inp_step > 0 else 0.0, float(inp_bound))
+        self.dac_args = _dac_args(ir_value, False, inp_step, inp_bound)
         self.out_args = (self.scale.numel(), self.scale.data_ptr(), None if self.bias is None else self.bias.data_ptr(),
-                         float(sigma), float(out_step), recip(out_step) if out_step > 0 else 0.0, float(out_bound),
-                         normal_table().data_ptr())
+                         *_out_args(sigma, out_step, out_bound), normal_table().data_ptr())
         return self
 
     def dac(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
